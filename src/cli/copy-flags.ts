@@ -40,7 +40,7 @@ export function parseImageLocation(text: string): ImageLocation {
     return reference === undefined ? { transport: 'docker-archive', path } : { transport: 'docker-archive', path, reference };
   }
   const reference = text.startsWith('docker://') ? text.slice('docker://'.length) : text;
-  if (reference.length === 0 || /^[a-z-]+:\/\//.test(reference)) {
+  if (reference.length === 0 || /^[a-z][a-z0-9+.-]*:\/\//i.test(reference)) {
     throw new UsageError(`unsupported image location "${text}": use docker://REF, REF, oci:DIR[:tag] or docker-archive:FILE[:ref]`);
   }
   return { transport: 'registry', reference };

@@ -3,7 +3,7 @@ import { UsageError } from './values.js';
 import type { RegistryFlagValues } from './registry-flags.js';
 import type { RegistryOptions } from '../build/options.js';
 
-function parseRegistryValues(values: RegistryFlagValues): RegistryOptions {
+export function parseRegistryValues(values: RegistryFlagValues): RegistryOptions {
   return {
     insecure: values.insecure ?? false,
     insecurePull: values.insecurePull ?? false,

@@ -3,6 +3,7 @@ import type { BuildOptions } from '../build/options.js';
 import { addBuildFlags, toBuildOptions, type BuildFlagValues } from './build-flags.js';
 import type { ParseRegistryValues } from './registry-flags.js';
 import { addCopyFlags, type CopyRequest, toCopyRequest, type CopyFlagValues } from './copy-flags.js';
+import { booleanFlagNames, normalisePflagArgv } from './argv.js';
 import { UsageError } from './values.js';
 
 export interface Output {
@@ -61,7 +62,7 @@ export async function runCli(argv: readonly string[], deps: CliDependencies): Pr
     writeErr: (text) => deps.stderr.write(text),
   });
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(normalisePflagArgv(argv, booleanFlagNames(program)), { from: 'user' });
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
