@@ -30,6 +30,8 @@ export interface InstructionNode {
   /** True when the arguments were a JSON array (exec form). */
   json: boolean;
   heredocs: Heredoc[];
+  /** The logical line: continuations joined, comment lines dropped (BuildKit's Node.Original). */
+  text?: string;
   /** ONBUILD's nested instruction. */
   next?: InstructionNode;
   range: SourceRange;
