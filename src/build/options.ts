@@ -1,4 +1,5 @@
 import type { ImageFormat } from '../image/media-types.js';
+import type { TransportOptions } from '../registry/endpoints.js';
 
 export type SnapshotMode = 'full' | 'redo' | 'time' | 'overlay' | 'auto';
 export type Isolation = 'chroot' | 'in-place' | 'auto';
@@ -13,22 +14,8 @@ export interface SecretSource {
   env?: string;
 }
 
-/** Per-registry transport settings, named after kaniko's flags. */
-export interface RegistryOptions {
-  insecure: boolean;
-  insecurePull: boolean;
-  insecureRegistries: string[];
-  skipTlsVerify: boolean;
-  skipTlsVerifyPull: boolean;
-  skipTlsVerifyRegistries: string[];
-  /** host → CA bundle path (`--registry-certificate host=path`). */
-  registryCertificates: Record<string, string>;
-  /** host → client certificate and key (`--registry-client-cert host=cert,key`). */
-  registryClientCerts: Record<string, { cert: string; key: string }>;
-  registryMirrors: string[];
-  /** original registry → replacements, in order (`--registry-map`). */
-  registryMaps: Record<string, string[]>;
-  skipDefaultRegistryFallback: boolean;
+/** kaniko's registry flags: transport per registry, plus retry counts. */
+export interface RegistryOptions extends TransportOptions {
   imageDownloadRetry: number;
   pushRetry: number;
 }

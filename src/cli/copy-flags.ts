@@ -1,13 +1,9 @@
 import type { Command } from 'commander';
 import type { RegistryOptions } from '../build/options.js';
 import { addRegistryFlags, type ParseRegistryValues, type RegistryFlagValues } from './registry-flags.js';
+import type { ImageLocation } from '../copy/copy-image.js';
+import { InvalidLocationError, parseLayoutLocation } from '../layout/location.js';
 import { UsageError } from './values.js';
-
-/** Where `kiln copy` reads or writes an image, in skopeo's transport syntax. */
-export type ImageLocation =
-  | { transport: 'registry'; reference: string }
-  | { transport: 'oci'; path: string; tag?: string }
-  | { transport: 'docker-archive'; path: string; reference?: string };
 
 export interface CopyRequest {
   source: ImageLocation;
@@ -26,33 +22,20 @@ export function addCopyFlags(command: Command): Command {
   return addRegistryFlags(command);
 }
 
-/**
- * `oci:DIR[:tag]` and `docker-archive:FILE[:ref]` split at the first `:` after the path, as skopeo
- * does; anything else is a registry reference, with or without `docker://`.
- */
+/** skopeo's transport syntax: `oci:…` and `docker-archive:…` (src/layout/location.ts), else a registry reference. */
 export function parseImageLocation(text: string): ImageLocation {
-  if (text.startsWith('oci:')) {
-    const [path, tag] = splitPathSuffix(text.slice('oci:'.length), text);
-    return tag === undefined ? { transport: 'oci', path } : { transport: 'oci', path, tag };
-  }
-  if (text.startsWith('docker-archive:')) {
-    const [path, reference] = splitPathSuffix(text.slice('docker-archive:'.length), text);
-    return reference === undefined ? { transport: 'docker-archive', path } : { transport: 'docker-archive', path, reference };
+  try {
+    const layout = parseLayoutLocation(text);
+    if (layout !== undefined) return layout;
+  } catch (error) {
+    if (error instanceof InvalidLocationError) throw new UsageError(error.message);
+    throw error;
   }
   const reference = text.startsWith('docker://') ? text.slice('docker://'.length) : text;
   if (reference.length === 0 || /^[a-z][a-z0-9+.-]*:\/\//i.test(reference)) {
     throw new UsageError(`unsupported image location "${text}": use docker://REF, REF, oci:DIR[:tag] or docker-archive:FILE[:ref]`);
   }
   return { transport: 'registry', reference };
-}
-
-function splitPathSuffix(rest: string, whole: string): [string, string | undefined] {
-  const at = rest.indexOf(':');
-  const path = at < 0 ? rest : rest.slice(0, at);
-  const suffix = at < 0 ? undefined : rest.slice(at + 1);
-  if (path.length === 0) throw new UsageError(`"${whole}": missing path`);
-  if (suffix !== undefined && suffix.length === 0) throw new UsageError(`"${whole}": empty name after ':'`);
-  return [path, suffix];
 }
 
 export function toCopyRequest(

@@ -1,24 +1,41 @@
+import { copyImage } from '../copy/copy-image.js';
 import type { CliDependencies } from './program.js';
+import { withRegistryAccess } from './registry-access.js';
 import { UsageError } from './values.js';
 import type { RegistryFlagValues } from './registry-flags.js';
 import type { RegistryOptions } from '../build/options.js';
+import {
+  FlagValueError,
+  defaultTransportOptions,
+  parseRegistryCertificates,
+  parseRegistryClientCerts,
+  parseRegistryMaps,
+  parseRegistryMirrors,
+} from '../registry/endpoints.js';
 
+/** Registry flag values → options; malformed values fail here, before any build work. */
 export function parseRegistryValues(values: RegistryFlagValues): RegistryOptions {
-  return {
-    insecure: values.insecure ?? false,
-    insecurePull: values.insecurePull ?? false,
-    insecureRegistries: values.insecureRegistry ?? [],
-    skipTlsVerify: values.skipTlsVerify ?? false,
-    skipTlsVerifyPull: values.skipTlsVerifyPull ?? false,
-    skipTlsVerifyRegistries: values.skipTlsVerifyRegistry ?? [],
-    registryCertificates: {},
-    registryClientCerts: {},
-    registryMirrors: values.registryMirror ?? [],
-    registryMaps: {},
-    skipDefaultRegistryFallback: values.skipDefaultRegistryFallback ?? false,
-    imageDownloadRetry: values.imageDownloadRetry ?? 0,
-    pushRetry: values.pushRetry ?? 0,
-  };
+  try {
+    return {
+      ...defaultTransportOptions,
+      insecure: values.insecure ?? false,
+      insecurePull: values.insecurePull ?? false,
+      insecureRegistries: values.insecureRegistry ?? [],
+      skipTlsVerify: values.skipTlsVerify ?? false,
+      skipTlsVerifyPull: values.skipTlsVerifyPull ?? false,
+      skipTlsVerifyRegistries: values.skipTlsVerifyRegistry ?? [],
+      registryCertificates: parseRegistryCertificates(values.registryCertificate ?? []),
+      registryClientCerts: parseRegistryClientCerts(values.registryClientCert ?? []),
+      registryMirrors: parseRegistryMirrors(values.registryMirror ?? []),
+      registryMaps: parseRegistryMaps(values.registryMap ?? []),
+      skipDefaultRegistryFallback: values.skipDefaultRegistryFallback ?? false,
+      imageDownloadRetry: values.imageDownloadRetry ?? 0,
+      pushRetry: values.pushRetry ?? 0,
+    };
+  } catch (error) {
+    if (error instanceof FlagValueError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /** The real world: process streams and environment, the registry, the builder. */
@@ -32,8 +49,9 @@ export function productionDependencies(version: string): CliDependencies {
     async build() {
       throw new UsageError('building images is not available in this version yet (the executor lands with issue 5); use `kiln copy` or --dry-run');
     },
-    async copy() {
-      throw new UsageError('copy is not wired yet');
+    async copy(request) {
+      const digest = await withRegistryAccess(request.registry, process.env, process.stderr, (access) => copyImage(request, access));
+      process.stdout.write(`${digest}\n`);
     },
   };
 }
