@@ -1,3 +1,5 @@
+import { parseGoDuration } from '../dockerfile/instruction-values.js';
+
 /** Value parsers for kaniko-style flags: pflag accepts `--flag`, `--flag=true` and `--flag=false` for booleans. */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -56,15 +58,13 @@ export function nonNegativeInteger(flag: string): (value: string) => number {
   };
 }
 
-/** Go durations as kaniko's --cache-ttl takes them: `336h`, `90m`, `1h30m`, `45s`. */
+/** Go durations as kaniko's --cache-ttl takes them (`336h`, `1h30m`), in seconds. */
 export function parseDurationSeconds(flag: string): (value: string) => number {
-  const units: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
   return (value) => {
-    const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
-    const consumed = parts.map((part) => part[0]).join('');
-    if (parts.length === 0 || consumed !== value) {
-      throw new UsageError(`--${flag}: expected a duration such as 336h or 1h30m, got "${value}"`);
+    try {
+      return parseGoDuration(value) / 1e9;
+    } catch (error) {
+      throw new UsageError(`--${flag}: ${error instanceof Error ? error.message : String(error)} (expected a duration such as 336h or 1h30m)`);
     }
-    return parts.reduce((total, part) => total + Number(part[1]) * (units[part[2] ?? 's'] ?? 1), 0);
   };
 }
