@@ -1,7 +1,6 @@
 import type { Reference } from '../image/reference.js';
 import { RegistryClient, type RegistryClientOptions } from './client.js';
 import type { EndpointFactory, ResolvedEndpoint } from './endpoints.js';
-import { RegistryError } from './errors.js';
 import type { CredentialStore, Direction } from './types.js';
 
 /** Everything needed to talk to registries; made once per kiln run from its flags and config. */
@@ -36,11 +35,26 @@ async function reachable(access: RegistryAccess, endpoint: ResolvedEndpoint): Pr
     await client.ping();
     return client;
   } catch (error) {
-    if (error instanceof RegistryError && error.status !== undefined) throw error;
+    if (!spokePlainHttp(error)) throw error;
     const plain = clientFor(access, { ...endpoint, scheme: 'http', plainHttpFallback: false });
     await plain.ping();
     return plain;
   }
+}
+
+/**
+ * A TLS handshake answered by a plain-HTTP server fails with OpenSSL's "wrong version number" (or
+ * "packet length too long"); certificate failures must surface as themselves, never as a fallback.
+ */
+function spokePlainHttp(error: unknown): boolean {
+  const signs = ['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'wrong version number', 'packet length too long'];
+  let current: unknown = error;
+  for (let depth = 0; depth < 6 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (signs.some((sign) => sign === code || current instanceof Error && current.message.includes(sign))) return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 /**

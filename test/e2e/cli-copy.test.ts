@@ -81,6 +81,23 @@ describe('kiln copy (bundled CLI, real registries)', () => {
     expect(failure?.stderr).toMatch(/401|unauthori[sz]ed|authentication required/i);
   });
 
+  it('reports an untrusted certificate as such instead of falling back to plain HTTP, and trusts a given CA', async () => {
+    const tls = await startRegistry('tls');
+    try {
+      const failure = await kiln(['copy', `${plain.host}/busybox:latest`, `${tls.host}/busybox:1`]).then(
+        () => undefined,
+        (error: { stderr: string }) => error,
+      );
+      expect(failure?.stderr).toMatch(/certificate/i);
+      const caFile = path.join(work, 'ca.pem');
+      await writeFile(caFile, tls.caCert ?? '');
+      const { stdout } = await kiln(['copy', '--registry-certificate', `${tls.host}=${caFile}`, `${plain.host}/busybox:latest`, `${tls.host}/busybox:1`]);
+      expect(lastLine(stdout)).toBe(sourceDigest);
+    } finally {
+      await tls.stop();
+    }
+  });
+
   it('writes an OCI layout and a docker-archive that skopeo reads, and copies back from them', async () => {
     const layout = path.join(work, 'layout');
     const { stdout } = await kiln(['copy', `${plain.host}/busybox:latest`, `oci:${layout}:bb`]);
