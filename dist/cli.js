@@ -172,7 +172,7 @@ var require_b4a = __commonJS({
     function includes(buffer, value, byteOffset, encoding) {
       return toBuffer(buffer).includes(value, byteOffset, encoding);
     }
-    function indexOf(buffer, value, byfeOffset, encoding) {
+    function indexOf2(buffer, value, byfeOffset, encoding) {
       return toBuffer(buffer).indexOf(value, byfeOffset, encoding);
     }
     function lastIndexOf(buffer, value, byteOffset, encoding) {
@@ -262,7 +262,7 @@ var require_b4a = __commonJS({
       fill,
       from,
       includes,
-      indexOf,
+      indexOf: indexOf2,
       lastIndexOf,
       swap16,
       swap32,
@@ -1165,7 +1165,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable4 = class _Readable extends Stream {
+    var Readable5 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -1182,7 +1182,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline5(src, out, noop);
+          pipeline6(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -1280,8 +1280,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve, reject) {
-              promiseResolve = resolve;
+            return new Promise(function(resolve4, reject) {
+              promiseResolve = resolve4;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -1314,11 +1314,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve({ value: void 0, done: true });
+          return new Promise((resolve4, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve4({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve({ value: void 0, done: true });
+              else resolve4({ value: void 0, done: true });
             });
           });
         }
@@ -1362,8 +1362,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve) => {
-          state.drains.push({ writes, resolve });
+        return new Promise((resolve4) => {
+          state.drains.push({ writes, resolve: resolve4 });
         });
       }
       write(data) {
@@ -1376,7 +1376,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable4 {
+    var Duplex = class extends Readable5 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -1468,14 +1468,14 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve, reject) => {
-        return pipeline5(...streams, (err) => {
+      return new Promise((resolve4, reject) => {
+        return pipeline6(...streams, (err) => {
           if (err) return reject(err);
-          resolve();
+          resolve4();
         });
       });
     }
-    function pipeline5(stream, ...streams) {
+    function pipeline6(stream, ...streams) {
       const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -1573,7 +1573,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline5,
+      pipeline: pipeline6,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -1585,7 +1585,7 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable4,
+      Readable: Readable5,
       Duplex,
       Transform: Transform2,
       // Export PassThrough for compatibility with Node.js core's stream module
@@ -1781,7 +1781,7 @@ var require_headers = __commonJS({
       }
       return 0;
     }
-    function indexOf(block, num, offset, end) {
+    function indexOf2(block, num, offset, end) {
       for (; offset < end; offset++) {
         if (block[offset] === num) return offset;
       }
@@ -1838,14 +1838,14 @@ var require_headers = __commonJS({
         return parse256(val);
       } else {
         while (offset < val.length && val[offset] === 32) offset++;
-        const end = clamp(indexOf(val, 32, offset, val.length), val.length, val.length);
+        const end = clamp(indexOf2(val, 32, offset, val.length), val.length, val.length);
         while (offset < end && val[offset] === 0) offset++;
         if (end === offset) return 0;
         return parseInt(b4a.toString(val.subarray(offset, end)), 8);
       }
     }
     function decodeStr(val, offset, length, encoding) {
-      return b4a.toString(val.subarray(offset, indexOf(val, 0, offset, offset + length)), encoding);
+      return b4a.toString(val.subarray(offset, indexOf2(val, 0, offset, offset + length)), encoding);
     }
     function addLength(str) {
       const len = b4a.byteLength(str);
@@ -1859,7 +1859,7 @@ var require_headers = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports, module) {
-    var { Writable, Readable: Readable4, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable5, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers();
@@ -1907,7 +1907,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable4 {
+    var Source = class extends Readable5 {
       constructor(self, header2, offset) {
         super();
         this.header = header2;
@@ -2150,16 +2150,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve, reject) {
+        function onnext(resolve4, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve({ value: entryStream, done: false });
+            resolve4({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve;
+          promiseResolve = resolve4;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -2187,11 +2187,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve, reject) => {
-            if (extract.destroyed) return resolve({ value: void 0, done: true });
+          return new Promise((resolve4, reject) => {
+            if (extract.destroyed) return resolve4({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve({ value: void 0, done: true });
+              else resolve4({ value: void 0, done: true });
             });
           });
         }
@@ -2239,7 +2239,7 @@ var require_constants = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
-    var { Readable: Readable4, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable5, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants = require_constants();
     var headers = require_headers();
@@ -2332,7 +2332,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable4 {
+    var Pack = class extends Readable5 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -4163,10 +4163,10 @@ var require_util = __commonJS({
       }
       return obj;
     }
-    function errorRequest(client, request3, err) {
+    function errorRequest(client, request4, err) {
       try {
-        request3.onError(err);
-        assert(request3.aborted);
+        request4.onError(err);
+        assert(request4.aborted);
       } catch (err2) {
         client.emit("error", err2);
       }
@@ -4610,7 +4610,7 @@ var require_request = __commonJS({
         expectContinue,
         servername,
         throwOnError,
-        maxRedirections,
+        maxRedirections: maxRedirections2,
         typeOfService
       }, handler) {
         if (typeof path4 !== "string") {
@@ -4646,7 +4646,7 @@ var require_request = __commonJS({
         if (throwOnError != null) {
           throw new InvalidArgumentError2("invalid throwOnError");
         }
-        if (maxRedirections != null && maxRedirections !== 0) {
+        if (maxRedirections2 != null && maxRedirections2 !== 0) {
           throw new InvalidArgumentError2("maxRedirections is not supported, use the redirect interceptor");
         }
         if (typeOfService != null && (!Number.isInteger(typeOfService) || typeOfService < 0 || typeOfService > 255)) {
@@ -4858,7 +4858,7 @@ var require_request = __commonJS({
         return this;
       }
     };
-    function processHeader(request3, key, val) {
+    function processHeader(request4, key, val) {
       if (val && (typeof val === "object" && !Array.isArray(val))) {
         throw new InvalidArgumentError2(`invalid ${key} header`);
       } else if (val === void 0) {
@@ -4905,24 +4905,24 @@ var require_request = __commonJS({
         }
       }
       if (headerName === "host") {
-        if (request3.host !== null) {
+        if (request4.host !== null) {
           throw new InvalidArgumentError2("duplicate host header");
         }
         if (typeof val !== "string") {
           throw new InvalidArgumentError2("invalid host header");
         }
-        request3.host = val;
+        request4.host = val;
       } else if (headerName === "content-length") {
-        if (request3.contentLength !== null) {
+        if (request4.contentLength !== null) {
           throw new InvalidArgumentError2("duplicate content-length header");
         }
         if (!isValidContentLengthHeaderValue(val)) {
           throw new InvalidArgumentError2("invalid content-length header");
         }
-        request3.contentLength = parseInt(val, 10);
-      } else if (request3.contentType === null && headerName === "content-type") {
-        request3.contentType = val;
-        request3.headers.push(key, val);
+        request4.contentLength = parseInt(val, 10);
+      } else if (request4.contentType === null && headerName === "content-type") {
+        request4.contentType = val;
+        request4.headers.push(key, val);
       } else if (headerName === "transfer-encoding" || headerName === "keep-alive" || headerName === "upgrade") {
         throw new InvalidArgumentError2(`invalid ${headerName} header`);
       } else if (headerName === "connection") {
@@ -4936,13 +4936,13 @@ var require_request = __commonJS({
             throw new InvalidArgumentError2("invalid connection header");
           }
           if (trimmed === "close") {
-            request3.reset = true;
+            request4.reset = true;
           }
         }
       } else if (headerName === "expect") {
         throw new NotSupportedError("expect header not supported");
       } else {
-        request3.headers.push(key, val);
+        request4.headers.push(key, val);
       }
     }
     module.exports = Request;
@@ -5050,9 +5050,9 @@ var require_dispatcher = __commonJS({
         throw new Error("not implemented");
       }
       compose(...args) {
-        const interceptors = Array.isArray(args[0]) ? args[0] : args;
+        const interceptors2 = Array.isArray(args[0]) ? args[0] : args;
         let dispatch = this.dispatch.bind(this);
-        for (const interceptor of interceptors) {
+        for (const interceptor of interceptors2) {
           if (interceptor == null) {
             continue;
           }
@@ -5224,9 +5224,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve4, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve(data);
+              return err ? reject(err) : resolve4(data);
             });
           });
         }
@@ -5264,9 +5264,9 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve4, reject) => {
             this.destroy(err, (err2, data) => {
-              return err2 ? reject(err2) : resolve(data);
+              return err2 ? reject(err2) : resolve4(data);
             });
           });
         }
@@ -7555,11 +7555,11 @@ var require_util2 = __commonJS({
     function normalizeBinaryStringToUtf8(value) {
       return Buffer.from(value, "binary").toString("utf8");
     }
-    function requestCurrentURL(request3) {
-      return request3.urlList[request3.urlList.length - 1];
+    function requestCurrentURL(request4) {
+      return request4.urlList[request4.urlList.length - 1];
     }
-    function requestBadPort(request3) {
-      const url = requestCurrentURL(request3);
+    function requestBadPort(request4) {
+      const url = requestCurrentURL(request4);
       if (urlIsHttpHttpsScheme(url) && badPortsSet.has(url.port)) {
         return "blocked";
       }
@@ -7597,10 +7597,10 @@ var require_util2 = __commonJS({
       }
       return policy;
     }
-    function setRequestReferrerPolicyOnRedirect(request3, actualResponse) {
+    function setRequestReferrerPolicyOnRedirect(request4, actualResponse) {
       const policy = parseReferrerPolicy(actualResponse);
       if (policy !== "") {
-        request3.referrerPolicy = policy;
+        request4.referrerPolicy = policy;
       }
     }
     function crossOriginResourcePolicyCheck() {
@@ -7617,33 +7617,33 @@ var require_util2 = __commonJS({
       header2 = httpRequest.mode;
       httpRequest.headersList.set("sec-fetch-mode", header2, true);
     }
-    function appendRequestOriginHeader(request3) {
-      let serializedOrigin = request3.origin;
+    function appendRequestOriginHeader(request4) {
+      let serializedOrigin = request4.origin;
       if (serializedOrigin === "client" || serializedOrigin === void 0) {
         return;
       }
-      if (request3.responseTainting === "cors" || request3.mode === "websocket") {
-        request3.headersList.append("origin", serializedOrigin, true);
-      } else if (request3.method !== "GET" && request3.method !== "HEAD") {
-        switch (request3.referrerPolicy) {
+      if (request4.responseTainting === "cors" || request4.mode === "websocket") {
+        request4.headersList.append("origin", serializedOrigin, true);
+      } else if (request4.method !== "GET" && request4.method !== "HEAD") {
+        switch (request4.referrerPolicy) {
           case "no-referrer":
             serializedOrigin = null;
             break;
           case "no-referrer-when-downgrade":
           case "strict-origin":
           case "strict-origin-when-cross-origin":
-            if (request3.origin && urlHasHttpsScheme(request3.origin) && !urlHasHttpsScheme(requestCurrentURL(request3))) {
+            if (request4.origin && urlHasHttpsScheme(request4.origin) && !urlHasHttpsScheme(requestCurrentURL(request4))) {
               serializedOrigin = null;
             }
             break;
           case "same-origin":
-            if (!sameOrigin(request3, requestCurrentURL(request3))) {
+            if (!sameOrigin(request4, requestCurrentURL(request4))) {
               serializedOrigin = null;
             }
             break;
           default:
         }
-        request3.headersList.append("origin", serializedOrigin, true);
+        request4.headersList.append("origin", serializedOrigin, true);
       }
     }
     function coarsenTime(timestamp, crossOriginIsolatedCapability) {
@@ -7697,18 +7697,18 @@ var require_util2 = __commonJS({
         referrerPolicy: policyContainer.referrerPolicy
       };
     }
-    function determineRequestsReferrer(request3) {
-      const policy = request3.referrerPolicy;
+    function determineRequestsReferrer(request4) {
+      const policy = request4.referrerPolicy;
       assert(policy);
       let referrerSource = null;
-      if (request3.referrer === "client") {
+      if (request4.referrer === "client") {
         const globalOrigin = getGlobalOrigin();
         if (!globalOrigin || globalOrigin.origin === "null") {
           return "no-referrer";
         }
         referrerSource = new URL(globalOrigin);
-      } else if (webidl.is.URL(request3.referrer)) {
-        referrerSource = request3.referrer;
+      } else if (webidl.is.URL(request4.referrer)) {
+        referrerSource = request4.referrer;
       }
       let referrerURL = stripURLForReferrer(referrerSource);
       const referrerOrigin = stripURLForReferrer(referrerSource, true);
@@ -7726,14 +7726,14 @@ var require_util2 = __commonJS({
         case "unsafe-url":
           return referrerURL;
         case "strict-origin": {
-          const currentURL = requestCurrentURL(request3);
+          const currentURL = requestCurrentURL(request4);
           if (isURLPotentiallyTrustworthy(referrerURL) && !isURLPotentiallyTrustworthy(currentURL)) {
             return "no-referrer";
           }
           return referrerOrigin;
         }
         case "strict-origin-when-cross-origin": {
-          const currentURL = requestCurrentURL(request3);
+          const currentURL = requestCurrentURL(request4);
           if (sameOrigin(referrerURL, currentURL)) {
             return referrerURL;
           }
@@ -7743,17 +7743,17 @@ var require_util2 = __commonJS({
           return referrerOrigin;
         }
         case "same-origin":
-          if (sameOrigin(request3, referrerURL)) {
+          if (sameOrigin(request4, referrerURL)) {
             return referrerURL;
           }
           return "no-referrer";
         case "origin-when-cross-origin":
-          if (sameOrigin(request3, referrerURL)) {
+          if (sameOrigin(request4, referrerURL)) {
             return referrerURL;
           }
           return referrerOrigin;
         case "no-referrer-when-downgrade": {
-          const currentURL = requestCurrentURL(request3);
+          const currentURL = requestCurrentURL(request4);
           if (isURLPotentiallyTrustworthy(referrerURL) && !isURLPotentiallyTrustworthy(currentURL)) {
             return "no-referrer";
           }
@@ -7820,7 +7820,7 @@ var require_util2 = __commonJS({
       if (url.protocol === "blob:") return true;
       return isOriginPotentiallyTrustworthy(url.origin);
     }
-    function tryUpgradeRequestToAPotentiallyTrustworthyURL(request3) {
+    function tryUpgradeRequestToAPotentiallyTrustworthyURL(request4) {
     }
     function sameOrigin(A, B) {
       if (A.origin === B.origin && A.origin === "null") {
@@ -8199,7 +8199,7 @@ var require_util2 = __commonJS({
       }
       return gettingDecodingSplitting(value);
     }
-    function hasAuthenticationEntry(request3) {
+    function hasAuthenticationEntry(request4) {
       return false;
     }
     function includesCredentials(url) {
@@ -8772,8 +8772,8 @@ var require_promise = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve, reject) => {
-        res = resolve;
+      const promise = new Promise((resolve4, reject) => {
+        res = resolve4;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -9434,11 +9434,11 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new SocketError("bad response", util.getSocketInfo(socket)));
           return -1;
         }
-        const request3 = client[kQueue][client[kRunningIdx]];
-        if (!request3) {
+        const request4 = client[kQueue][client[kRunningIdx]];
+        if (!request4) {
           return -1;
         }
-        request3.onResponseStarted();
+        request4.onResponseStarted();
         return 0;
       }
       /**
@@ -9500,9 +9500,9 @@ var require_client_h1 = __commonJS({
         assert(!socket.destroyed);
         assert(!this.paused);
         assert((headers.length & 1) === 0);
-        const request3 = client[kQueue][client[kRunningIdx]];
-        assert(request3);
-        assert(request3.upgrade || request3.method === "CONNECT");
+        const request4 = client[kQueue][client[kRunningIdx]];
+        assert(request4);
+        assert(request4.upgrade || request4.method === "CONNECT");
         this.statusCode = 0;
         this.statusText = "";
         this.shouldKeepAlive = false;
@@ -9519,9 +9519,9 @@ var require_client_h1 = __commonJS({
         client[kQueue][client[kRunningIdx]++] = null;
         client.emit("disconnect", client[kUrl], [client], new InformationalError("upgrade"));
         try {
-          request3.onUpgrade(statusCode, headers, socket, statusText2);
+          request4.onUpgrade(statusCode, headers, socket, statusText2);
         } catch (err) {
-          util.errorRequest(client, request3, err);
+          util.errorRequest(client, request4, err);
           util.destroy(socket, err);
         }
         client[kResume]();
@@ -9541,8 +9541,8 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new SocketError("bad response", util.getSocketInfo(socket)));
           return -1;
         }
-        const request3 = client[kQueue][client[kRunningIdx]];
-        if (!request3) {
+        const request4 = client[kQueue][client[kRunningIdx]];
+        if (!request4) {
           return -1;
         }
         assert(!this.upgrade);
@@ -9551,23 +9551,23 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new SocketError("bad response", util.getSocketInfo(socket)));
           return -1;
         }
-        if (upgrade && !request3.upgrade) {
+        if (upgrade && !request4.upgrade) {
           util.destroy(socket, new SocketError("bad upgrade", util.getSocketInfo(socket)));
           return -1;
         }
         assert(this.timeoutType === TIMEOUT_HEADERS);
         this.statusCode = statusCode;
         this.shouldKeepAlive = shouldKeepAlive || // Override llhttp value which does not allow keepAlive for HEAD.
-        request3.method === "HEAD" && !socket[kReset] && this.connection.toLowerCase() === "keep-alive";
+        request4.method === "HEAD" && !socket[kReset] && this.connection.toLowerCase() === "keep-alive";
         if (this.statusCode >= 200) {
-          const bodyTimeout = request3.bodyTimeout != null ? request3.bodyTimeout : client[kBodyTimeout];
+          const bodyTimeout = request4.bodyTimeout != null ? request4.bodyTimeout : client[kBodyTimeout];
           this.setTimeout(bodyTimeout, TIMEOUT_BODY);
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
           }
         }
-        if (request3.method === "CONNECT") {
+        if (request4.method === "CONNECT") {
           assert(client[kRunning] === 1);
           this.upgrade = true;
           return 2;
@@ -9598,11 +9598,11 @@ var require_client_h1 = __commonJS({
         } else {
           socket[kReset] = true;
         }
-        const pause = request3.onHeaders(statusCode, headers, this.resume, statusText2) === false;
-        if (request3.aborted) {
+        const pause = request4.onHeaders(statusCode, headers, this.resume, statusText2) === false;
+        if (request4.aborted) {
           return -1;
         }
-        if (request3.method === "HEAD") {
+        if (request4.method === "HEAD") {
           return 1;
         }
         if (statusCode < 200) {
@@ -9623,8 +9623,8 @@ var require_client_h1 = __commonJS({
         if (socket.destroyed) {
           return -1;
         }
-        const request3 = client[kQueue][client[kRunningIdx]];
-        assert(request3);
+        const request4 = client[kQueue][client[kRunningIdx]];
+        assert(request4);
         assert(this.timeoutType === TIMEOUT_BODY);
         if (this.timeout) {
           if (this.timeout.refresh) {
@@ -9637,7 +9637,7 @@ var require_client_h1 = __commonJS({
           return -1;
         }
         this.bytesRead += buf.length;
-        if (request3.onData(buf) === false) {
+        if (request4.onData(buf) === false) {
           return constants.ERROR.PAUSED;
         }
         return 0;
@@ -9655,8 +9655,8 @@ var require_client_h1 = __commonJS({
         }
         assert(statusCode >= 100);
         assert((this.headers.length & 1) === 0);
-        const request3 = client[kQueue][client[kRunningIdx]];
-        assert(request3);
+        const request4 = client[kQueue][client[kRunningIdx]];
+        assert(request4);
         this.statusCode = 0;
         this.statusText = "";
         this.bytesRead = 0;
@@ -9668,11 +9668,11 @@ var require_client_h1 = __commonJS({
         if (statusCode < 200) {
           return 0;
         }
-        if (request3.method !== "HEAD" && contentLength && bytesRead !== parseInt(contentLength, 10)) {
+        if (request4.method !== "HEAD" && contentLength && bytesRead !== parseInt(contentLength, 10)) {
           util.destroy(socket, new ResponseContentLengthMismatchError());
           return -1;
         }
-        request3.onComplete(headers);
+        request4.onComplete(headers);
         client[kQueue][client[kRunningIdx]++] = null;
         socket[kSocketUsed] = client[kPending] === 0;
         if (socket[kWriting]) {
@@ -9741,8 +9741,8 @@ var require_client_h1 = __commonJS({
       return {
         version: "h1",
         defaultPipelining: 1,
-        write(request3) {
-          return writeH1(client, request3);
+        write(request4) {
+          return writeH1(client, request4);
         },
         resume() {
           resumeH1(client);
@@ -9769,18 +9769,18 @@ var require_client_h1 = __commonJS({
          * @param {import('../core/request.js')} request
          * @returns {boolean}
          */
-        busy(request3) {
+        busy(request4) {
           if (socket[kWriting] || socket[kReset] || socket[kBlocking] || socket[kIdleSocketValidation] === 1) {
             return true;
           }
-          if (request3) {
-            if (client[kRunning] > 0 && !request3.idempotent) {
+          if (request4) {
+            if (client[kRunning] > 0 && !request4.idempotent) {
               return true;
             }
-            if (client[kRunning] > 0 && (request3.upgrade || request3.method === "CONNECT")) {
+            if (client[kRunning] > 0 && (request4.upgrade || request4.method === "CONNECT")) {
               return true;
             }
-            if (client[kRunning] > 0 && util.bodyLength(request3.body) !== 0 && (util.isStream(request3.body) || util.isAsyncIterable(request3.body) || util.isFormDataLike(request3.body))) {
+            if (client[kRunning] > 0 && util.bodyLength(request4.body) !== 0 && (util.isStream(request4.body) || util.isAsyncIterable(request4.body) || util.isFormDataLike(request4.body))) {
               return true;
             }
           }
@@ -9833,13 +9833,13 @@ var require_client_h1 = __commonJS({
         assert(client[kPending] === 0);
         const requests = client[kQueue].splice(client[kRunningIdx]);
         for (let i = 0; i < requests.length; i++) {
-          const request3 = requests[i];
-          util.errorRequest(client, request3, err);
+          const request4 = requests[i];
+          util.errorRequest(client, request4, err);
         }
       } else if (client[kRunning] > 0 && err.code !== "UND_ERR_INFO") {
-        const request3 = client[kQueue][client[kRunningIdx]];
+        const request4 = client[kQueue][client[kRunningIdx]];
         client[kQueue][client[kRunningIdx]++] = null;
-        util.errorRequest(client, request3, err);
+        util.errorRequest(client, request4, err);
       }
       client[kPendingIdx] = client[kRunningIdx];
       assert(client[kRunning] === 0);
@@ -9907,8 +9907,8 @@ var require_client_h1 = __commonJS({
           }
         } else if (client[kRunning] > 0 && socket[kParser].statusCode < 200) {
           if (socket[kParser].timeoutType !== TIMEOUT_HEADERS) {
-            const request3 = client[kQueue][client[kRunningIdx]];
-            const headersTimeout = request3.headersTimeout != null ? request3.headersTimeout : client[kHeadersTimeout];
+            const request4 = client[kQueue][client[kRunningIdx]];
+            const headersTimeout = request4.headersTimeout != null ? request4.headersTimeout : client[kHeadersTimeout];
             socket[kParser].setTimeout(headersTimeout, TIMEOUT_HEADERS);
           }
         }
@@ -9917,11 +9917,11 @@ var require_client_h1 = __commonJS({
     function shouldSendContentLength(method) {
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
-    function setTypeOfService(socket, request3) {
+    function setTypeOfService(socket, request4) {
       if (typeof socket.setTypeOfService !== "function") {
         return;
       }
-      const typeOfService = request3.typeOfService;
+      const typeOfService = request4.typeOfService;
       if (typeOfService === void 0) {
         return;
       }
@@ -9935,26 +9935,26 @@ var require_client_h1 = __commonJS({
       } catch {
       }
     }
-    function writeH1(client, request3) {
-      const { method, path: path4, host: host2, upgrade, blocking, reset } = request3;
-      let { body, headers, contentLength } = request3;
+    function writeH1(client, request4) {
+      const { method, path: path4, host: host2, upgrade, blocking, reset } = request4;
+      let { body, headers, contentLength } = request4;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
         if (!extractBody) {
           extractBody = require_body().extractBody;
         }
         const [bodyStream, contentType] = extractBody(body);
-        if (request3.contentType == null) {
+        if (request4.contentType == null) {
           headers.push("content-type", contentType);
         }
         body = bodyStream.stream;
         contentLength = bodyStream.length;
-      } else if (util.isBlobLike(body) && request3.contentType == null) {
+      } else if (util.isBlobLike(body) && request4.contentType == null) {
         const contentType = body.type;
         if (contentType) {
           const contentTypeValue = `${contentType}`;
           if (!util.isValidHeaderValue(contentTypeValue)) {
-            util.errorRequest(client, request3, new InvalidArgumentError2("invalid content-type header"));
+            util.errorRequest(client, request4, new InvalidArgumentError2("invalid content-type header"));
             return false;
           }
           headers.push("content-type", contentTypeValue);
@@ -9966,14 +9966,14 @@ var require_client_h1 = __commonJS({
       const bodyLength = util.bodyLength(body);
       contentLength = bodyLength ?? contentLength;
       if (contentLength === null) {
-        contentLength = request3.contentLength;
+        contentLength = request4.contentLength;
       }
       if (contentLength === 0 && !expectsPayload) {
         contentLength = null;
       }
-      if (shouldSendContentLength(method) && contentLength > 0 && request3.contentLength !== null && request3.contentLength !== contentLength) {
+      if (shouldSendContentLength(method) && contentLength > 0 && request4.contentLength !== null && request4.contentLength !== contentLength) {
         if (client[kStrictContentLength]) {
-          util.errorRequest(client, request3, new RequestContentLengthMismatchError());
+          util.errorRequest(client, request4, new RequestContentLengthMismatchError());
           return false;
         }
         process.emitWarning(new RequestContentLengthMismatchError());
@@ -9981,19 +9981,19 @@ var require_client_h1 = __commonJS({
       const socket = client[kSocket];
       clearIdleSocketValidation(socket);
       const abort = (err) => {
-        if (request3.aborted || request3.completed) {
+        if (request4.aborted || request4.completed) {
           return;
         }
-        util.errorRequest(client, request3, err || new RequestAbortedError());
+        util.errorRequest(client, request4, err || new RequestAbortedError());
         util.destroy(body);
         util.destroy(socket, new InformationalError("aborted"));
       };
       try {
-        request3.onConnect(abort);
+        request4.onConnect(abort);
       } catch (err) {
-        util.errorRequest(client, request3, err);
+        util.errorRequest(client, request4, err);
       }
-      if (request3.aborted) {
+      if (request4.aborted) {
         return false;
       }
       if (method === "HEAD") {
@@ -10011,7 +10011,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      setTypeOfService(socket, request3);
+      setTypeOfService(socket, request4);
       let header2 = `${method} ${path4} HTTP/1.1\r
 `;
       if (typeof host2 === "string") {
@@ -10045,31 +10045,31 @@ upgrade: ${upgrade}\r
         }
       }
       if (channels.sendHeaders.hasSubscribers) {
-        channels.sendHeaders.publish({ request: request3, headers: header2, socket });
+        channels.sendHeaders.publish({ request: request4, headers: header2, socket });
       }
       if (!body || bodyLength === 0) {
-        writeBuffer(abort, null, client, request3, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, null, client, request4, socket, contentLength, header2, expectsPayload);
       } else if (util.isBuffer(body)) {
-        writeBuffer(abort, body, client, request3, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
       } else if (util.isBlobLike(body)) {
         if (typeof body.stream === "function") {
-          writeIterable(abort, body.stream(), client, request3, socket, contentLength, header2, expectsPayload);
+          writeIterable(abort, body.stream(), client, request4, socket, contentLength, header2, expectsPayload);
         } else {
-          writeBlob(abort, body, client, request3, socket, contentLength, header2, expectsPayload);
+          writeBlob(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
         }
       } else if (util.isStream(body)) {
-        writeStream(abort, body, client, request3, socket, contentLength, header2, expectsPayload);
+        writeStream(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
       } else if (util.isIterable(body)) {
-        writeIterable(abort, body, client, request3, socket, contentLength, header2, expectsPayload);
+        writeIterable(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
       } else {
         assert(false);
       }
       return true;
     }
-    function writeStream(abort, body, client, request3, socket, contentLength, header2, expectsPayload) {
+    function writeStream(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
       let finished = false;
-      const writer = new AsyncWriter({ abort, socket, request: request3, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request4, contentLength, client, expectsPayload, header: header2 });
       const onData = function(chunk) {
         if (finished) {
           return;
@@ -10135,7 +10135,7 @@ upgrade: ${upgrade}\r
         setImmediate(onClose);
       }
     }
-    function writeBuffer(abort, body, client, request3, socket, contentLength, header2, expectsPayload) {
+    function writeBuffer(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       try {
         if (!body) {
           if (contentLength === 0) {
@@ -10155,18 +10155,18 @@ upgrade: ${upgrade}\r
 `, "latin1");
           socket.write(body);
           socket.uncork();
-          request3.onBodySent(body);
-          if (!expectsPayload && request3.reset !== false) {
+          request4.onBodySent(body);
+          if (!expectsPayload && request4.reset !== false) {
             socket[kReset] = true;
           }
         }
-        request3.onRequestSent();
+        request4.onRequestSent();
         client[kResume]();
       } catch (err) {
         abort(err);
       }
     }
-    async function writeBlob(abort, body, client, request3, socket, contentLength, header2, expectsPayload) {
+    async function writeBlob(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -10179,9 +10179,9 @@ upgrade: ${upgrade}\r
 `, "latin1");
         socket.write(buffer);
         socket.uncork();
-        request3.onBodySent(buffer);
-        request3.onRequestSent();
-        if (!expectsPayload && request3.reset !== false) {
+        request4.onBodySent(buffer);
+        request4.onRequestSent();
+        if (!expectsPayload && request4.reset !== false) {
           socket[kReset] = true;
         }
         client[kResume]();
@@ -10189,7 +10189,7 @@ upgrade: ${upgrade}\r
         abort(err);
       }
     }
-    async function writeIterable(abort, body, client, request3, socket, contentLength, header2, expectsPayload) {
+    async function writeIterable(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -10199,16 +10199,16 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve4;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
-      const writer = new AsyncWriter({ abort, socket, request: request3, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request4, contentLength, client, expectsPayload, header: header2 });
       try {
         for await (const chunk of body) {
           if (socket[kError]) {
@@ -10237,9 +10237,9 @@ upgrade: ${upgrade}\r
        * @param {boolean} arg.expectsPayload
        * @param {string} arg.header
        */
-      constructor({ abort, socket, request: request3, contentLength, client, expectsPayload, header: header2 }) {
+      constructor({ abort, socket, request: request4, contentLength, client, expectsPayload, header: header2 }) {
         this.socket = socket;
-        this.request = request3;
+        this.request = request4;
         this.contentLength = contentLength;
         this.client = client;
         this.bytesWritten = 0;
@@ -10253,7 +10253,7 @@ upgrade: ${upgrade}\r
        * @returns
        */
       write(chunk) {
-        const { socket, request: request3, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
+        const { socket, request: request4, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
         if (socket[kError]) {
           throw socket[kError];
         }
@@ -10272,7 +10272,7 @@ upgrade: ${upgrade}\r
         }
         socket.cork();
         if (bytesWritten === 0) {
-          if (!expectsPayload && request3.reset !== false) {
+          if (!expectsPayload && request4.reset !== false) {
             socket[kReset] = true;
           }
           if (contentLength === null) {
@@ -10292,7 +10292,7 @@ ${len.toString(16)}\r
         this.bytesWritten += len;
         const ret = socket.write(chunk);
         socket.uncork();
-        request3.onBodySent(chunk);
+        request4.onBodySent(chunk);
         if (!ret) {
           if (socket[kParser].timeout && socket[kParser].timeoutType === TIMEOUT_HEADERS) {
             if (socket[kParser].timeout.refresh) {
@@ -10306,8 +10306,8 @@ ${len.toString(16)}\r
        * @returns {void}
        */
       end() {
-        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request3 } = this;
-        request3.onRequestSent();
+        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request4 } = this;
+        request4.onRequestSent();
         socket[kWriting] = false;
         if (socket[kError]) {
           throw socket[kError];
@@ -10363,7 +10363,7 @@ var require_client_h2 = __commonJS({
   "node_modules/undici/lib/dispatcher/client-h2.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { pipeline: pipeline5 } = __require("node:stream");
+    var { pipeline: pipeline6 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -10487,8 +10487,8 @@ var require_client_h2 = __commonJS({
          * @param {import('../core/request.js')} request
          * @returns {boolean}
         */
-        write(request3) {
-          return writeH2(client, request3);
+        write(request4) {
+          return writeH2(client, request4);
         },
         /**
          * @returns {void}
@@ -10517,14 +10517,14 @@ var require_client_h2 = __commonJS({
          * @param {import('../core/request.js')} request
          * @returns {boolean}
         */
-        busy(request3) {
-          if (request3 != null) {
+        busy(request4) {
+          if (request4 != null) {
             if (client[kRunning] > 0) {
-              if (request3.idempotent === false) return true;
-              if ((request3.upgrade === "websocket" || request3.method === "CONNECT") && session[kRemoteSettings] === false) return true;
-              if (util.bodyLength(request3.body) !== 0 && (util.isStream(request3.body) || util.isAsyncIterable(request3.body) || util.isFormDataLike(request3.body))) return true;
+              if (request4.idempotent === false) return true;
+              if ((request4.upgrade === "websocket" || request4.method === "CONNECT") && session[kRemoteSettings] === false) return true;
+              if (util.bodyLength(request4.body) !== 0 && (util.isStream(request4.body) || util.isAsyncIterable(request4.body) || util.isFormDataLike(request4.body))) return true;
             } else {
-              return (request3.upgrade === "websocket" || request3.method === "CONNECT") && session[kRemoteSettings] === false;
+              return (request4.upgrade === "websocket" || request4.method === "CONNECT") && session[kRemoteSettings] === false;
             }
           }
           return false;
@@ -10599,15 +10599,15 @@ var require_client_h2 = __commonJS({
       this.destroy(err);
       util.destroy(this[kSocket], err);
     }
-    function completeRequest(client, request3, resetPendingIdx = false) {
+    function completeRequest(client, request4, resetPendingIdx = false) {
       const queue = client[kQueue];
       const runningIdx = client[kRunningIdx];
-      if (runningIdx < client[kPendingIdx] && queue[runningIdx] === request3) {
+      if (runningIdx < client[kPendingIdx] && queue[runningIdx] === request4) {
         queue[runningIdx] = null;
         client[kRunningIdx] = runningIdx + 1;
         return;
       }
-      const index = queue.indexOf(request3, runningIdx);
+      const index = queue.indexOf(request4, runningIdx);
       if (index === -1 || index >= client[kPendingIdx]) {
         return;
       }
@@ -10626,10 +10626,10 @@ var require_client_h2 = __commonJS({
       this[kHTTP2Session] = null;
       util.destroy(this[kSocket], err);
       if (client[kRunningIdx] < client[kQueue].length) {
-        const request3 = client[kQueue][client[kRunningIdx]];
+        const request4 = client[kQueue][client[kRunningIdx]];
         client[kQueue][client[kRunningIdx]++] = null;
-        if (request3 != null) {
-          util.errorRequest(client, request3, err);
+        if (request4 != null) {
+          util.errorRequest(client, request4, err);
         }
         client[kPendingIdx] = client[kRunningIdx];
       }
@@ -10652,9 +10652,9 @@ var require_client_h2 = __commonJS({
         assert(client[kPending] === 0);
         const requests = client[kQueue].splice(client[kRunningIdx]);
         for (let i = 0; i < requests.length; i++) {
-          const request3 = requests[i];
-          if (request3 != null) {
-            util.errorRequest(client, request3, err);
+          const request4 = requests[i];
+          if (request4 != null) {
+            util.errorRequest(client, request4, err);
           }
         }
       }
@@ -10685,14 +10685,14 @@ var require_client_h2 = __commonJS({
     function shouldSendContentLength(method) {
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
-    function writeH2(client, request3) {
-      const headersTimeout = request3.headersTimeout ?? client[kHeadersTimeout];
-      const bodyTimeout = request3.bodyTimeout ?? client[kBodyTimeout];
+    function writeH2(client, request4) {
+      const headersTimeout = request4.headersTimeout ?? client[kHeadersTimeout];
+      const bodyTimeout = request4.bodyTimeout ?? client[kBodyTimeout];
       const session = client[kHTTP2Session];
-      const { method, path: path4, host: host2, upgrade, expectContinue, signal, protocol, headers: reqHeaders } = request3;
-      let { body } = request3;
+      const { method, path: path4, host: host2, upgrade, expectContinue, signal, protocol, headers: reqHeaders } = request4;
+      let { body } = request4;
       if (upgrade != null && upgrade !== "websocket") {
-        util.errorRequest(client, request3, new InvalidArgumentError2(`Custom upgrade "${upgrade}" not supported over HTTP/2`));
+        util.errorRequest(client, request4, new InvalidArgumentError2(`Custom upgrade "${upgrade}" not supported over HTTP/2`));
         return false;
       }
       const headers = {};
@@ -10726,33 +10726,33 @@ var require_client_h2 = __commonJS({
       headers[HTTP2_HEADER_AUTHORITY] = host2 || `${hostname}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (err) => {
-        if (request3.aborted || request3.completed) {
+        if (request4.aborted || request4.completed) {
           return;
         }
         err = err || new RequestAbortedError();
-        util.errorRequest(client, request3, err);
+        util.errorRequest(client, request4, err);
         if (stream != null) {
           stream.removeAllListeners("data");
           stream.close();
           client[kOnError](err);
-          completeRequest(client, request3);
+          completeRequest(client, request4);
           client[kResume]();
         }
         util.destroy(body, err);
       };
       try {
-        request3.onConnect(abort);
+        request4.onConnect(abort);
       } catch (err) {
-        util.errorRequest(client, request3, err);
+        util.errorRequest(client, request4, err);
       }
-      if (request3.aborted) {
+      if (request4.aborted) {
         return false;
       }
       if (upgrade || method === "CONNECT") {
         session.ref();
         if (upgrade === "websocket") {
           if (session[kEnableConnectProtocol] === false) {
-            util.errorRequest(client, request3, new InformationalError("HTTP/2: Extended CONNECT protocol not supported by server"));
+            util.errorRequest(client, request4, new InformationalError("HTTP/2: Extended CONNECT protocol not supported by server"));
             session.unref();
             return false;
           }
@@ -10770,12 +10770,12 @@ var require_client_h2 = __commonJS({
           stream.once("response", (headers2, _flags) => {
             const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
             try {
-              request3.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
+              request4.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
             } catch (err) {
               abort(err);
               return;
             }
-            completeRequest(client, request3);
+            completeRequest(client, request4);
           });
           stream.on("error", () => {
             if (stream.rstCode === NGHTTP2_REFUSED_STREAM || stream.rstCode === NGHTTP2_CANCEL) {
@@ -10795,12 +10795,12 @@ var require_client_h2 = __commonJS({
         stream.on("response", (headers2) => {
           const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
           try {
-            request3.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
+            request4.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
           } catch (err) {
             abort(err);
             return;
           }
-          completeRequest(client, request3);
+          completeRequest(client, request4);
         });
         stream.on("error", abort);
         stream.once("close", () => {
@@ -10825,14 +10825,14 @@ var require_client_h2 = __commonJS({
         contentLength = bodyStream.length;
       }
       if (contentLength == null) {
-        contentLength = request3.contentLength;
+        contentLength = request4.contentLength;
       }
       if (!expectsPayload) {
         contentLength = null;
       }
-      if (shouldSendContentLength(method) && contentLength > 0 && request3.contentLength != null && request3.contentLength !== contentLength) {
+      if (shouldSendContentLength(method) && contentLength > 0 && request4.contentLength != null && request4.contentLength !== contentLength) {
         if (client[kStrictContentLength]) {
-          util.errorRequest(client, request3, new RequestContentLengthMismatchError());
+          util.errorRequest(client, request4, new RequestContentLengthMismatchError());
           return false;
         }
         process.emitWarning(new RequestContentLengthMismatchError());
@@ -10848,7 +10848,7 @@ var require_client_h2 = __commonJS({
           header2 += `${key}: ${headers[key]}\r
 `;
         }
-        channels.sendHeaders.publish({ request: request3, headers: header2, socket: session[kSocket] });
+        channels.sendHeaders.publish({ request: request4, headers: header2, socket: session[kSocket] });
       }
       const shouldEndStream = method === "GET" || method === "HEAD" || body === null;
       if (expectContinue) {
@@ -10869,21 +10869,21 @@ var require_client_h2 = __commonJS({
       let responseReceived = false;
       stream.once("response", (headers2) => {
         const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
-        request3.onResponseStarted();
+        request4.onResponseStarted();
         responseReceived = true;
         stream.setTimeout(bodyTimeout);
-        if (request3.aborted) {
+        if (request4.aborted) {
           stream.removeAllListeners("data");
           return;
         }
-        if (request3.onHeaders(Number(statusCode), parseH2Headers(realHeaders), stream.resume.bind(stream), "") === false) {
+        if (request4.onHeaders(Number(statusCode), parseH2Headers(realHeaders), stream.resume.bind(stream), "") === false) {
           stream.pause();
         }
         stream.on("data", (chunk) => {
-          if (request3.aborted || request3.completed) {
+          if (request4.aborted || request4.completed) {
             return;
           }
-          if (request3.onData(chunk) === false) {
+          if (request4.onData(chunk) === false) {
             stream.pause();
           }
         });
@@ -10891,14 +10891,14 @@ var require_client_h2 = __commonJS({
       stream.once("end", () => {
         stream.removeAllListeners("data");
         if (responseReceived) {
-          if (!request3.aborted && !request3.completed) {
-            request3.onComplete({});
+          if (!request4.aborted && !request4.completed) {
+            request4.onComplete({});
           }
-          completeRequest(client, request3);
+          completeRequest(client, request4);
           client[kResume]();
         } else {
           abort(new InformationalError("HTTP/2: stream half-closed (remote)"));
-          completeRequest(client, request3, true);
+          completeRequest(client, request4, true);
           client[kResume]();
         }
       });
@@ -10908,7 +10908,7 @@ var require_client_h2 = __commonJS({
         if (session[kOpenStreams] === 0) {
           session.unref();
         }
-        if (!request3.aborted && !request3.completed) {
+        if (!request4.aborted && !request4.completed) {
           abort(new InformationalError("HTTP/2: stream closed before the response was complete"));
         }
       });
@@ -10933,11 +10933,11 @@ var require_client_h2 = __commonJS({
         abort(err);
       });
       stream.once("trailers", (trailers) => {
-        if (request3.aborted || request3.completed) {
+        if (request4.aborted || request4.completed) {
           return;
         }
         stream.removeAllListeners("data");
-        request3.onComplete(trailers);
+        request4.onComplete(trailers);
       });
       return true;
       function writeBodyH2() {
@@ -10947,7 +10947,7 @@ var require_client_h2 = __commonJS({
             stream,
             null,
             client,
-            request3,
+            request4,
             client[kSocket],
             contentLength,
             expectsPayload
@@ -10958,7 +10958,7 @@ var require_client_h2 = __commonJS({
             stream,
             body,
             client,
-            request3,
+            request4,
             client[kSocket],
             contentLength,
             expectsPayload
@@ -10970,7 +10970,7 @@ var require_client_h2 = __commonJS({
               stream,
               body.stream(),
               client,
-              request3,
+              request4,
               client[kSocket],
               contentLength,
               expectsPayload
@@ -10981,7 +10981,7 @@ var require_client_h2 = __commonJS({
               stream,
               body,
               client,
-              request3,
+              request4,
               client[kSocket],
               contentLength,
               expectsPayload
@@ -10995,7 +10995,7 @@ var require_client_h2 = __commonJS({
             stream,
             body,
             client,
-            request3,
+            request4,
             contentLength
           );
         } else if (util.isIterable(body)) {
@@ -11004,7 +11004,7 @@ var require_client_h2 = __commonJS({
             stream,
             body,
             client,
-            request3,
+            request4,
             client[kSocket],
             contentLength,
             expectsPayload
@@ -11014,7 +11014,7 @@ var require_client_h2 = __commonJS({
         }
       }
     }
-    function writeBuffer(abort, h2stream, body, client, request3, socket, contentLength, expectsPayload) {
+    function writeBuffer(abort, h2stream, body, client, request4, socket, contentLength, expectsPayload) {
       try {
         if (body != null && util.isBuffer(body)) {
           assert(contentLength === body.byteLength, "buffer body must have content length");
@@ -11022,20 +11022,20 @@ var require_client_h2 = __commonJS({
           h2stream.write(body);
           h2stream.uncork();
           h2stream.end();
-          request3.onBodySent(body);
+          request4.onBodySent(body);
         }
         if (!expectsPayload) {
           socket[kReset] = true;
         }
-        request3.onRequestSent();
+        request4.onRequestSent();
         client[kResume]();
       } catch (error) {
         abort(error);
       }
     }
-    function writeStream(abort, socket, expectsPayload, h2stream, body, client, request3, contentLength) {
+    function writeStream(abort, socket, expectsPayload, h2stream, body, client, request4, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline5(
+      const pipe = pipeline6(
         body,
         h2stream,
         (err) => {
@@ -11044,7 +11044,7 @@ var require_client_h2 = __commonJS({
             abort(err);
           } else {
             util.removeAllListeners(pipe);
-            request3.onRequestSent();
+            request4.onRequestSent();
             if (!expectsPayload) {
               socket[kReset] = true;
             }
@@ -11054,10 +11054,10 @@ var require_client_h2 = __commonJS({
       );
       util.addListener(pipe, "data", onPipeData);
       function onPipeData(chunk) {
-        request3.onBodySent(chunk);
+        request4.onBodySent(chunk);
       }
     }
-    async function writeBlob(abort, h2stream, body, client, request3, socket, contentLength, expectsPayload) {
+    async function writeBlob(abort, h2stream, body, client, request4, socket, contentLength, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -11068,8 +11068,8 @@ var require_client_h2 = __commonJS({
         h2stream.write(buffer);
         h2stream.uncork();
         h2stream.end();
-        request3.onBodySent(buffer);
-        request3.onRequestSent();
+        request4.onBodySent(buffer);
+        request4.onRequestSent();
         if (!expectsPayload) {
           socket[kReset] = true;
         }
@@ -11078,7 +11078,7 @@ var require_client_h2 = __commonJS({
         abort(err);
       }
     }
-    async function writeIterable(abort, h2stream, body, client, request3, socket, contentLength, expectsPayload) {
+    async function writeIterable(abort, h2stream, body, client, request4, socket, contentLength, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -11088,12 +11088,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve, reject) => {
+      const waitForDrain = () => new Promise((resolve4, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve4;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -11103,13 +11103,13 @@ var require_client_h2 = __commonJS({
             throw socket[kError];
           }
           const res = h2stream.write(chunk);
-          request3.onBodySent(chunk);
+          request4.onBodySent(chunk);
           if (!res) {
             await waitForDrain();
           }
         }
         h2stream.end();
-        request3.onRequestSent();
+        request4.onRequestSent();
         if (!expectsPayload) {
           socket[kReset] = true;
         }
@@ -11395,10 +11395,10 @@ var require_client = __commonJS({
         this.once("connect", cb);
       }
       [kDispatch](opts, handler) {
-        const request3 = new Request(this[kUrl].origin, opts, handler);
-        this[kQueue].push(request3);
+        const request4 = new Request(this[kUrl].origin, opts, handler);
+        this[kQueue].push(request4);
         if (this[kResuming]) {
-        } else if (util.bodyLength(request3.body) == null && util.isIterable(request3.body)) {
+        } else if (util.bodyLength(request4.body) == null && util.isIterable(request4.body)) {
           this[kResuming] = 1;
           queueMicrotask(() => resume(this));
         } else {
@@ -11410,21 +11410,21 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       [kClose]() {
-        return new Promise((resolve) => {
+        return new Promise((resolve4) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve;
+            this[kClosedResolve] = resolve4;
           } else {
-            resolve(null);
+            resolve4(null);
           }
         });
       }
       [kDestroy](err) {
-        return new Promise((resolve) => {
+        return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
-            const request3 = requests[i];
-            if (request3 != null) {
-              util.errorRequest(this, request3, err);
+            const request4 = requests[i];
+            if (request4 != null) {
+              util.errorRequest(this, request4, err);
             }
           }
           const callback = () => {
@@ -11432,7 +11432,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve(null);
+            resolve4(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -11449,9 +11449,9 @@ var require_client = __commonJS({
         assert(client[kPendingIdx] === client[kRunningIdx]);
         const requests = client[kQueue].splice(client[kRunningIdx]);
         for (let i = 0; i < requests.length; i++) {
-          const request3 = requests[i];
-          if (request3 != null) {
-            util.errorRequest(client, request3, err);
+          const request4 = requests[i];
+          if (request4 != null) {
+            util.errorRequest(client, request4, err);
           }
         }
         assert(client[kSize] === 0);
@@ -11562,8 +11562,8 @@ var require_client = __commonJS({
       if (err.code === "ERR_TLS_CERT_ALTNAME_INVALID") {
         assert(client[kRunning] === 0);
         while (client[kPending] > 0 && client[kQueue][client[kPendingIdx]].servername === client[kServerName]) {
-          const request3 = client[kQueue][client[kPendingIdx]++];
-          util.errorRequest(client, request3, err);
+          const request4 = client[kQueue][client[kPendingIdx]++];
+          util.errorRequest(client, request4, err);
         }
       } else {
         onError(client, err);
@@ -11618,15 +11618,15 @@ var require_client = __commonJS({
         if (client[kRunning] >= (getPipelining(client) || 1)) {
           return;
         }
-        const request3 = client[kQueue][client[kPendingIdx]];
-        if (request3 === null) {
+        const request4 = client[kQueue][client[kPendingIdx]];
+        if (request4 === null) {
           return;
         }
-        if (client[kUrl].protocol === "https:" && client[kServerName] !== request3.servername) {
+        if (client[kUrl].protocol === "https:" && client[kServerName] !== request4.servername) {
           if (client[kRunning] > 0) {
             return;
           }
-          client[kServerName] = request3.servername;
+          client[kServerName] = request4.servername;
           client[kHTTPContext]?.destroy(new InformationalError("servername changed"), () => {
             client[kHTTPContext] = null;
             resume(client);
@@ -11642,10 +11642,10 @@ var require_client = __commonJS({
         if (client[kHTTPContext].destroyed) {
           return;
         }
-        if (client[kHTTPContext].busy(request3)) {
+        if (client[kHTTPContext].busy(request4)) {
           return;
         }
-        if (!request3.aborted && client[kHTTPContext].write(request3)) {
+        if (!request4.aborted && client[kHTTPContext].write(request4)) {
           client[kPendingIdx]++;
         } else {
           client[kQueue].splice(client[kPendingIdx], 1);
@@ -11839,8 +11839,8 @@ var require_pool_base = __commonJS({
           }
           return Promise.all(closeAll);
         } else {
-          return new Promise((resolve) => {
-            this[kClosedResolve] = resolve;
+          return new Promise((resolve4) => {
+            this[kClosedResolve] = resolve4;
           });
         }
       }
@@ -12292,7 +12292,7 @@ var require_agent = __commonJS({
     function defaultFactory(origin, opts) {
       return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
-    var Agent2 = class extends DispatcherBase {
+    var Agent3 = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxOrigins = Infinity, connect, tls, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError2("factory must be a function.");
@@ -12404,7 +12404,7 @@ var require_agent = __commonJS({
         return allClientStats;
       }
     };
-    module.exports = Agent2;
+    module.exports = Agent3;
   }
 });
 
@@ -12700,13 +12700,13 @@ var require_socks5_client = __commonJS({
         }
         debug("starting handshake with", this.authMethods.length, "auth methods");
         this.state = STATES.HANDSHAKING;
-        const request3 = Buffer2.alloc(2 + this.authMethods.length);
-        request3[0] = SOCKS_VERSION;
-        request3[1] = this.authMethods.length;
+        const request4 = Buffer2.alloc(2 + this.authMethods.length);
+        request4[0] = SOCKS_VERSION;
+        request4[1] = this.authMethods.length;
         this.authMethods.forEach((method, i) => {
-          request3[2 + i] = method;
+          request4[2 + i] = method;
         });
-        this.socket.write(request3);
+        this.socket.write(request4);
       }
       /**
        * Handle handshake response from server
@@ -12748,13 +12748,13 @@ var require_socks5_client = __commonJS({
         if (usernameBuffer.length > 255 || passwordBuffer.length > 255) {
           throw new InvalidArgumentError2("Username or password too long");
         }
-        const request3 = Buffer2.alloc(3 + usernameBuffer.length + passwordBuffer.length);
-        request3[0] = 1;
-        request3[1] = usernameBuffer.length;
-        usernameBuffer.copy(request3, 2);
-        request3[2 + usernameBuffer.length] = passwordBuffer.length;
-        passwordBuffer.copy(request3, 3 + usernameBuffer.length);
-        this.socket.write(request3);
+        const request4 = Buffer2.alloc(3 + usernameBuffer.length + passwordBuffer.length);
+        request4[0] = 1;
+        request4[1] = usernameBuffer.length;
+        usernameBuffer.copy(request4, 2);
+        request4[2 + usernameBuffer.length] = passwordBuffer.length;
+        passwordBuffer.copy(request4, 3 + usernameBuffer.length);
+        this.socket.write(request4);
       }
       /**
        * Handle authentication response
@@ -12789,22 +12789,22 @@ var require_socks5_client = __commonJS({
         }
         debug("connecting to", address, port);
         this.state = STATES.CONNECTING;
-        const request3 = this.buildConnectRequest(COMMANDS.CONNECT, address, port);
-        this.socket.write(request3);
+        const request4 = this.buildConnectRequest(COMMANDS.CONNECT, address, port);
+        this.socket.write(request4);
       }
       /**
        * Build a SOCKS5 request
        */
       buildConnectRequest(command, address, port) {
         const { type: addressType, buffer: addressBuffer } = parseAddress(address);
-        const request3 = Buffer2.alloc(4 + addressBuffer.length + 2);
-        request3[0] = SOCKS_VERSION;
-        request3[1] = command;
-        request3[2] = 0;
-        request3[3] = addressType;
-        addressBuffer.copy(request3, 4);
-        request3.writeUInt16BE(port, 4 + addressBuffer.length);
-        return request3;
+        const request4 = Buffer2.alloc(4 + addressBuffer.length + 2);
+        request4[0] = SOCKS_VERSION;
+        request4[1] = command;
+        request4[2] = 0;
+        request4[3] = addressType;
+        addressBuffer.copy(request4, 4);
+        request4.writeUInt16BE(port, 4 + addressBuffer.length);
+        return request4;
       }
       /**
        * Handle CONNECT response
@@ -12962,7 +12962,7 @@ var require_socks5_proxy_agent = __commonJS({
         const proxyHost = this[kProxyUrl].hostname;
         const proxyPort = parseInt(this[kProxyUrl].port) || 1080;
         debug("creating SOCKS5 connection to", proxyHost, proxyPort);
-        const socket = await new Promise((resolve, reject) => {
+        const socket = await new Promise((resolve4, reject) => {
           this[kConnector]({
             hostname: proxyHost,
             host: proxyHost,
@@ -12972,7 +12972,7 @@ var require_socks5_proxy_agent = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve(socket2);
+              resolve4(socket2);
             }
           });
         });
@@ -12982,14 +12982,14 @@ var require_socks5_proxy_agent = __commonJS({
           socket.destroy();
         });
         await socks5Client.handshake();
-        await new Promise((resolve, reject) => {
+        await new Promise((resolve4, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 authentication timeout"));
           }, 5e3);
           const onAuthenticated = () => {
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve();
+            resolve4();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -12998,14 +12998,14 @@ var require_socks5_proxy_agent = __commonJS({
           };
           if (socks5Client.state === STATES.AUTHENTICATED) {
             clearTimeout(timeout);
-            resolve();
+            resolve4();
           } else {
             socks5Client.once("authenticated", onAuthenticated);
             socks5Client.once("error", onError);
           }
         });
         await socks5Client.connect(targetHost, targetPort);
-        await new Promise((resolve, reject) => {
+        await new Promise((resolve4, reject) => {
           const timeout = setTimeout(() => {
             reject(new Error("SOCKS5 connection timeout"));
           }, 5e3);
@@ -13013,7 +13013,7 @@ var require_socks5_proxy_agent = __commonJS({
             debug("SOCKS5 tunnel established to", targetHost, targetPort, "via", info);
             clearTimeout(timeout);
             socks5Client.removeListener("error", onError);
-            resolve();
+            resolve4();
           };
           const onError = (err) => {
             clearTimeout(timeout);
@@ -13056,8 +13056,8 @@ var require_socks5_proxy_agent = __commonJS({
                       socket,
                       servername: this[kRequestTls]?.servername || targetHost
                     });
-                    await new Promise((resolve, reject) => {
-                      finalSocket.once("secureConnect", resolve);
+                    await new Promise((resolve4, reject) => {
+                      finalSocket.once("secureConnect", resolve4);
                       finalSocket.once("error", reject);
                     });
                   }
@@ -13110,7 +13110,7 @@ var require_proxy_agent = __commonJS({
   "node_modules/undici/lib/dispatcher/proxy-agent.js"(exports, module) {
     "use strict";
     var { kProxy, kClose, kDestroy, kDispatch } = require_symbols();
-    var Agent2 = require_agent();
+    var Agent3 = require_agent();
     var Pool = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError: InvalidArgumentError2, RequestAbortedError, SecureProxyConnectionError } = require_errors2();
@@ -13241,7 +13241,7 @@ var require_proxy_agent = __commonJS({
         } else {
           this[kClient] = clientFactory(url, { connect });
         }
-        this[kAgent] = new Agent2({
+        this[kAgent] = new Agent3({
           ...opts,
           factory,
           connect: async (opts2, callback) => {
@@ -13369,7 +13369,7 @@ var require_env_http_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = require_symbols();
     var ProxyAgent = require_proxy_agent();
-    var Agent2 = require_agent();
+    var Agent3 = require_agent();
     var DEFAULT_PORTS = {
       "http:": 80,
       "https:": 443
@@ -13382,7 +13382,7 @@ var require_env_http_proxy_agent = __commonJS({
         super();
         this.#opts = opts;
         const { httpProxy, httpsProxy, noProxy, ...agentOpts } = opts;
-        this[kNoProxyAgent] = new Agent2(agentOpts);
+        this[kNoProxyAgent] = new Agent3(agentOpts);
         const HTTP_PROXY = httpProxy ?? process.env.http_proxy ?? process.env.HTTP_PROXY;
         if (HTTP_PROXY) {
           this[kHttpProxyAgent] = new ProxyAgent({ ...agentOpts, uri: HTTP_PROXY });
@@ -13973,7 +13973,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable4 } = __require("node:stream");
+    var { Readable: Readable5 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError: InvalidArgumentError2, AbortError } = require_errors2();
     var util = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -13987,7 +13987,7 @@ var require_readable = __commonJS({
     var kBytesRead = /* @__PURE__ */ Symbol("kBytesRead");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable4 {
+    var BodyReadable = class extends Readable5 {
       /**
        * @param {object} opts
        * @param {(this: Readable, size: number) => void} opts.resume
@@ -14190,7 +14190,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return Promise.resolve(null);
         }
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve4, reject) => {
           if (this[kContentLength] && this[kContentLength] > limit || this[kBytesRead] > limit) {
             this.destroy(new AbortError());
           }
@@ -14204,11 +14204,11 @@ var require_readable = __commonJS({
               if (signal.aborted) {
                 reject(signal.reason ?? new AbortError());
               } else {
-                resolve(null);
+                resolve4(null);
               }
             });
           } else {
-            this.on("close", resolve);
+            this.on("close", resolve4);
           }
           this.on("error", noop).on("data", () => {
             if (this[kBytesRead] > limit) {
@@ -14236,7 +14236,7 @@ var require_readable = __commonJS({
     }
     function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve4, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -14251,7 +14251,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve,
+              resolve: resolve4,
               reject,
               length: 0,
               body: []
@@ -14325,18 +14325,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2, encoding) {
-      const { type, body, resolve, stream, length } = consume2;
+      const { type, body, resolve: resolve4, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve(chunksDecode(body, length, encoding));
+          resolve4(chunksDecode(body, length, encoding));
         } else if (type === "json") {
-          resolve(JSON.parse(chunksDecode(body, length, encoding)));
+          resolve4(JSON.parse(chunksDecode(body, length, encoding)));
         } else if (type === "arrayBuffer") {
-          resolve(chunksConcat(body, length).buffer);
+          resolve4(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve(new Blob(body, { type: stream[kContentType] }));
+          resolve4(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve(chunksConcat(body, length));
+          resolve4(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -14376,7 +14376,7 @@ var require_api_request = __commonJS({
     "use strict";
     var assert = __require("node:assert");
     var { AsyncResource } = __require("node:async_hooks");
-    var { Readable: Readable4 } = require_readable();
+    var { Readable: Readable5 } = require_readable();
     var { InvalidArgumentError: InvalidArgumentError2, RequestAbortedError } = require_errors2();
     var util = require_util();
     function noop() {
@@ -14457,7 +14457,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util.parseHeaders(rawHeaders) : headers;
         const contentType = parsedHeaders["content-type"];
         const contentLength = parsedHeaders["content-length"];
-        const res = new Readable4({
+        const res = new Readable5({
           resume,
           abort,
           contentType,
@@ -14524,11 +14524,11 @@ var require_api_request = __commonJS({
         }
       }
     };
-    function request3(opts, callback) {
+    function request4(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
-          request3.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+        return new Promise((resolve4, reject) => {
+          request4.call(this, opts, (err, data) => {
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -14543,7 +14543,7 @@ var require_api_request = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = request3;
+    module.exports = request4;
     module.exports.RequestHandler = RequestHandler;
   }
 });
@@ -14740,9 +14740,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve4, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -14766,7 +14766,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports, module) {
     "use strict";
     var {
-      Readable: Readable4,
+      Readable: Readable5,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -14782,7 +14782,7 @@ var require_api_pipeline = __commonJS({
     function noop() {
     }
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable4 {
+    var PipelineRequest = class extends Readable5 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -14799,7 +14799,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable4 {
+    var PipelineResponse = class extends Readable5 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -14949,7 +14949,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline5(opts, handler) {
+    function pipeline6(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -14958,7 +14958,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline5;
+    module.exports = pipeline6;
   }
 });
 
@@ -15030,9 +15030,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve4, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -15125,9 +15125,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve4, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve4(data);
           });
         });
       }
@@ -16131,7 +16131,7 @@ var require_mock_agent = __commonJS({
   "node_modules/undici/lib/mock/mock-agent.js"(exports, module) {
     "use strict";
     var { kClients } = require_symbols();
-    var Agent2 = require_agent();
+    var Agent3 = require_agent();
     var {
       kAgent,
       kMockAgentSet,
@@ -16169,7 +16169,7 @@ var require_mock_agent = __commonJS({
         if (opts?.agent && typeof opts.agent.dispatch !== "function") {
           throw new InvalidArgumentError2("Argument opts.agent must implement Agent");
         }
-        const agent = opts?.agent ? opts.agent : new Agent2(opts);
+        const agent = opts?.agent ? opts.agent : new Agent3(opts);
         this[kAgent] = agent;
         this[kClients] = agent[kClients];
         this[kOptions] = mockOptions;
@@ -16400,8 +16400,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile2, readFile: readFile3, mkdir: mkdir3 } = __require("node:fs/promises");
-    var { dirname: dirname2, resolve } = __require("node:path");
+    var { writeFile: writeFile2, readFile: readFile4, mkdir: mkdir4 } = __require("node:fs/promises");
+    var { dirname: dirname2, resolve: resolve4 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError: InvalidArgumentError2, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16526,8 +16526,8 @@ var require_snapshot_recorder = __commonJS({
         if (this.isUrlExcluded(requestOpts)) {
           return;
         }
-        const request3 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request3);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         const normalizedHeaders = normalizeHeaders(response.headers);
         const responseData = {
           statusCode: response.statusCode,
@@ -16545,7 +16545,7 @@ var require_snapshot_recorder = __commonJS({
           existingSnapshot.timestamp = (/* @__PURE__ */ new Date()).toISOString();
         } else {
           this.#snapshots.set(hash, {
-            request: request3,
+            request: request4,
             responses: [responseData],
             // Always store as array for consistency
             callCount: 0,
@@ -16579,8 +16579,8 @@ var require_snapshot_recorder = __commonJS({
         if (this.isUrlExcluded(requestOpts)) {
           return void 0;
         }
-        const request3 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request3);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         const snapshot = this.#snapshots.get(hash);
         if (!snapshot) return void 0;
         const currentCallCount = snapshot.callCount || 0;
@@ -16602,7 +16602,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError2("Snapshot path is required");
         }
         try {
-          const data = await readFile3(resolve(path4), "utf8");
+          const data = await readFile4(resolve4(path4), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16631,8 +16631,8 @@ var require_snapshot_recorder = __commonJS({
         if (!path4) {
           throw new InvalidArgumentError2("Snapshot path is required");
         }
-        const resolvedPath = resolve(path4);
-        await mkdir3(dirname2(resolvedPath), { recursive: true });
+        const resolvedPath = resolve4(path4);
+        await mkdir4(dirname2(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -16675,8 +16675,8 @@ var require_snapshot_recorder = __commonJS({
        * @returns {boolean} - True if snapshot was deleted, false if not found
        */
       deleteSnapshot(requestOpts) {
-        const request3 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request3);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         return this.#snapshots.delete(hash);
       }
       /**
@@ -16685,8 +16685,8 @@ var require_snapshot_recorder = __commonJS({
        * @returns {SnapshotInfo|null} - Snapshot information or null if not found
        */
       getSnapshotInfo(requestOpts) {
-        const request3 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request3);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         const snapshot = this.#snapshots.get(hash);
         if (!snapshot) return null;
         return {
@@ -16776,7 +16776,7 @@ var require_snapshot_recorder = __commonJS({
 var require_snapshot_agent = __commonJS({
   "node_modules/undici/lib/mock/snapshot-agent.js"(exports, module) {
     "use strict";
-    var Agent2 = require_agent();
+    var Agent3 = require_agent();
     var MockAgent = require_mock_agent();
     var { SnapshotRecorder } = require_snapshot_recorder();
     var WrapHandler = require_wrap_handler();
@@ -16827,7 +16827,7 @@ var require_snapshot_agent = __commonJS({
         });
         this[kSnapshotLoaded] = false;
         if (this[kSnapshotMode] === "record" || this[kSnapshotMode] === "update" || this[kSnapshotMode] === "playback" && opts.excludeUrls && opts.excludeUrls.length > 0) {
-          this[kRealAgent] = new Agent2(opts);
+          this[kRealAgent] = new Agent3(opts);
         }
         if ((this[kSnapshotMode] === "playback" || this[kSnapshotMode] === "update") && this[kSnapshotPath]) {
           this.loadSnapshots().catch(() => {
@@ -16977,16 +16977,16 @@ var require_snapshot_agent = __commonJS({
        */
       #setupMockInterceptors() {
         for (const snapshot of this[kSnapshotRecorder].getSnapshots()) {
-          const { request: request3, responses, response } = snapshot;
-          const url = new URL(request3.url);
+          const { request: request4, responses, response } = snapshot;
+          const url = new URL(request4.url);
           const mockPool = this.get(url.origin);
           const responseData = responses ? responses[0] : response;
           if (!responseData) continue;
           mockPool.intercept({
             path: url.pathname + url.search,
-            method: request3.method,
-            headers: request3.headers,
-            body: request3.body
+            method: request4.method,
+            headers: request4.headers,
+            body: request4.body
           }).reply(responseData.statusCode, responseData.body, {
             headers: responseData.headers,
             trailers: responseData.trailers
@@ -17066,9 +17066,9 @@ var require_global2 = __commonJS({
     var globalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.2");
     var legacyGlobalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.1");
     var { InvalidArgumentError: InvalidArgumentError2 } = require_errors2();
-    var Agent2 = require_agent();
+    var Agent3 = require_agent();
     if (getGlobalDispatcher() === void 0) {
-      setGlobalDispatcher(new Agent2());
+      setGlobalDispatcher(new Agent3());
     }
     function setGlobalDispatcher(agent) {
       if (!agent || typeof agent.dispatch !== "function") {
@@ -17194,22 +17194,22 @@ var require_redirect_handler = __commonJS({
       }
     };
     var RedirectHandler = class _RedirectHandler {
-      static buildDispatch(dispatcher, maxRedirections) {
-        if (maxRedirections != null && (!Number.isInteger(maxRedirections) || maxRedirections < 0)) {
+      static buildDispatch(dispatcher, maxRedirections2) {
+        if (maxRedirections2 != null && (!Number.isInteger(maxRedirections2) || maxRedirections2 < 0)) {
           throw new InvalidArgumentError2("maxRedirections must be a positive number");
         }
         const dispatch = dispatcher.dispatch.bind(dispatcher);
-        return (opts, originalHandler) => dispatch(opts, new _RedirectHandler(dispatch, maxRedirections, opts, originalHandler));
+        return (opts, originalHandler) => dispatch(opts, new _RedirectHandler(dispatch, maxRedirections2, opts, originalHandler));
       }
-      constructor(dispatch, maxRedirections, opts, handler) {
-        if (maxRedirections != null && (!Number.isInteger(maxRedirections) || maxRedirections < 0)) {
+      constructor(dispatch, maxRedirections2, opts, handler) {
+        if (maxRedirections2 != null && (!Number.isInteger(maxRedirections2) || maxRedirections2 < 0)) {
           throw new InvalidArgumentError2("maxRedirections must be a positive number");
         }
         this.dispatch = dispatch;
         this.location = null;
         const { maxRedirections: _, ...cleanOpts } = opts;
         this.opts = cleanOpts;
-        this.maxRedirections = maxRedirections;
+        this.maxRedirections = maxRedirections2;
         this.handler = handler;
         this.history = [];
         Object.defineProperty(this.history, kRedirectCacheControl, {
@@ -17354,12 +17354,12 @@ var require_redirect = __commonJS({
     function createRedirectInterceptor({ maxRedirections: defaultMaxRedirections } = {}) {
       return (dispatch) => {
         return function Intercept(opts, handler) {
-          const { maxRedirections = defaultMaxRedirections, ...rest } = opts;
-          if (maxRedirections == null || maxRedirections === 0) {
+          const { maxRedirections: maxRedirections2 = defaultMaxRedirections, ...rest } = opts;
+          if (maxRedirections2 == null || maxRedirections2 === 0) {
             return dispatch(opts, handler);
           }
           const dispatchOpts = { ...rest };
-          const redirectHandler = new RedirectHandler(dispatch, maxRedirections, dispatchOpts, handler);
+          const redirectHandler = new RedirectHandler(dispatch, maxRedirections2, dispatchOpts, handler);
           return dispatch(dispatchOpts, redirectHandler);
         };
       };
@@ -20054,7 +20054,7 @@ var require_cache2 = __commonJS({
   "node_modules/undici/lib/interceptor/cache.js"(exports, module) {
     "use strict";
     var assert = __require("node:assert");
-    var { Readable: Readable4 } = __require("node:stream");
+    var { Readable: Readable5 } = __require("node:stream");
     var util = require_util();
     var CacheHandler = require_cache_handler();
     var MemoryCacheStore = require_memory_cache_store();
@@ -20271,7 +20271,7 @@ var require_cache2 = __commonJS({
       return dispatch(opts, new CacheHandler(globalOpts, cacheKey, handler));
     }
     function sendCachedValue(handler, opts, result, age, context, isStale2) {
-      const stream = util.isStream(result.body) ? result.body : Readable4.from(result.body ?? []);
+      const stream = util.isStream(result.body) ? result.body : Readable5.from(result.body ?? []);
       assert(!stream.destroyed, "stream should not be destroyed");
       assert(!stream.readableDidRead, "stream should not be readableDidRead");
       const controller = {
@@ -20563,8 +20563,8 @@ var require_cache2 = __commonJS({
 var require_decompress = __commonJS({
   "node_modules/undici/lib/interceptor/decompress.js"(exports, module) {
     "use strict";
-    var { createInflate, createGunzip, createBrotliDecompress, createZstdDecompress } = __require("node:zlib");
-    var { pipeline: pipeline5, Transform: TransformStream2 } = __require("node:stream");
+    var { createInflate, createGunzip: createGunzip2, createBrotliDecompress, createZstdDecompress } = __require("node:zlib");
+    var { pipeline: pipeline6, Transform: TransformStream2 } = __require("node:stream");
     var { InvalidArgumentError: InvalidArgumentError2, ResponseExceededMaxSizeError } = require_errors2();
     var DecoratorHandler = require_decorator_handler();
     var { runtimeFeatures } = require_runtime_features();
@@ -20624,8 +20624,8 @@ var require_decompress = __commonJS({
       }
     };
     var supportedEncodings = {
-      gzip: createGunzip,
-      "x-gzip": createGunzip,
+      gzip: createGunzip2,
+      "x-gzip": createGunzip2,
       br: createBrotliDecompress,
       deflate: createInflate,
       compress: createInflate,
@@ -20881,7 +20881,7 @@ var require_decompress = __commonJS({
       #setupMultipleDecompressors() {
         const lastDecompressor = this.#decompressors[this.#decompressors.length - 1];
         this.#setupDecompressorEvents(lastDecompressor);
-        pipeline5(this.#decompressors, (err) => {
+        pipeline6(this.#decompressors, (err) => {
           if (this.#terminated) {
             return;
           }
@@ -22842,7 +22842,7 @@ var require_request2 = __commonJS({
         webidl.argumentLengthCheck(arguments, 1, prefix);
         input = webidl.converters.RequestInfo(input);
         init = webidl.converters.RequestInit(init);
-        let request3 = null;
+        let request4 = null;
         let fallbackMode = null;
         const baseUrl = environmentSettingsObject.settingsObject.baseUrl;
         let signal = null;
@@ -22859,18 +22859,18 @@ var require_request2 = __commonJS({
               "Request cannot be constructed from a URL that includes credentials: " + input
             );
           }
-          request3 = makeRequest({ urlList: [parsedURL] });
+          request4 = makeRequest({ urlList: [parsedURL] });
           fallbackMode = "cors";
         } else {
           assert(webidl.is.Request(input));
-          request3 = input.#state;
+          request4 = input.#state;
           signal = input.#signal;
           this.#dispatcher = init.dispatcher || input.#dispatcher;
         }
         const origin = environmentSettingsObject.settingsObject.origin;
         let window = "client";
-        if (request3.window?.constructor?.name === "EnvironmentSettingsObject" && sameOrigin(request3.window, origin)) {
-          window = request3.window;
+        if (request4.window?.constructor?.name === "EnvironmentSettingsObject" && sameOrigin(request4.window, origin)) {
+          window = request4.window;
         }
         if (init.window != null) {
           throw new TypeError(`'window' option '${window}' must be null`);
@@ -22878,66 +22878,66 @@ var require_request2 = __commonJS({
         if ("window" in init) {
           window = "no-window";
         }
-        request3 = makeRequest({
+        request4 = makeRequest({
           // URL request’s URL.
           // undici implementation note: this is set as the first item in request's urlList in makeRequest
           // method request’s method.
-          method: request3.method,
+          method: request4.method,
           // header list A copy of request’s header list.
           // undici implementation note: headersList is cloned in makeRequest
-          headersList: request3.headersList,
+          headersList: request4.headersList,
           // unsafe-request flag Set.
-          unsafeRequest: request3.unsafeRequest,
+          unsafeRequest: request4.unsafeRequest,
           // client This’s relevant settings object.
           client: environmentSettingsObject.settingsObject,
           // window window.
           window,
           // priority request’s priority.
-          priority: request3.priority,
+          priority: request4.priority,
           // origin request’s origin. The propagation of the origin is only significant for navigation requests
           // being handled by a service worker. In this scenario a request can have an origin that is different
           // from the current client.
-          origin: request3.origin,
+          origin: request4.origin,
           // referrer request’s referrer.
-          referrer: request3.referrer,
+          referrer: request4.referrer,
           // referrer policy request’s referrer policy.
-          referrerPolicy: request3.referrerPolicy,
+          referrerPolicy: request4.referrerPolicy,
           // mode request’s mode.
-          mode: request3.mode,
+          mode: request4.mode,
           // credentials mode request’s credentials mode.
-          credentials: request3.credentials,
+          credentials: request4.credentials,
           // cache mode request’s cache mode.
-          cache: request3.cache,
+          cache: request4.cache,
           // redirect mode request’s redirect mode.
-          redirect: request3.redirect,
+          redirect: request4.redirect,
           // integrity metadata request’s integrity metadata.
-          integrity: request3.integrity,
+          integrity: request4.integrity,
           // keepalive request’s keepalive.
-          keepalive: request3.keepalive,
+          keepalive: request4.keepalive,
           // reload-navigation flag request’s reload-navigation flag.
-          reloadNavigation: request3.reloadNavigation,
+          reloadNavigation: request4.reloadNavigation,
           // history-navigation flag request’s history-navigation flag.
-          historyNavigation: request3.historyNavigation,
+          historyNavigation: request4.historyNavigation,
           // URL list A clone of request’s URL list.
-          urlList: [...request3.urlList]
+          urlList: [...request4.urlList]
         });
         const initHasKey = Object.keys(init).length !== 0;
         if (initHasKey) {
-          if (request3.mode === "navigate") {
-            request3.mode = "same-origin";
+          if (request4.mode === "navigate") {
+            request4.mode = "same-origin";
           }
-          request3.reloadNavigation = false;
-          request3.historyNavigation = false;
-          request3.origin = "client";
-          request3.referrer = "client";
-          request3.referrerPolicy = "";
-          request3.url = request3.urlList[request3.urlList.length - 1];
-          request3.urlList = [request3.url];
+          request4.reloadNavigation = false;
+          request4.historyNavigation = false;
+          request4.origin = "client";
+          request4.referrer = "client";
+          request4.referrerPolicy = "";
+          request4.url = request4.urlList[request4.urlList.length - 1];
+          request4.urlList = [request4.url];
         }
         if (init.referrer !== void 0) {
           const referrer = init.referrer;
           if (referrer === "") {
-            request3.referrer = "no-referrer";
+            request4.referrer = "no-referrer";
           } else {
             let parsedReferrer;
             try {
@@ -22946,14 +22946,14 @@ var require_request2 = __commonJS({
               throw new TypeError(`Referrer "${referrer}" is not a valid URL.`, { cause: err });
             }
             if (parsedReferrer.protocol === "about:" && parsedReferrer.hostname === "client" || origin && !sameOrigin(parsedReferrer, environmentSettingsObject.settingsObject.baseUrl)) {
-              request3.referrer = "client";
+              request4.referrer = "client";
             } else {
-              request3.referrer = parsedReferrer;
+              request4.referrer = parsedReferrer;
             }
           }
         }
         if (init.referrerPolicy !== void 0) {
-          request3.referrerPolicy = init.referrerPolicy;
+          request4.referrerPolicy = init.referrerPolicy;
         }
         let mode;
         if (init.mode !== void 0) {
@@ -22968,33 +22968,33 @@ var require_request2 = __commonJS({
           });
         }
         if (mode != null) {
-          request3.mode = mode;
+          request4.mode = mode;
         }
         if (init.credentials !== void 0) {
-          request3.credentials = init.credentials;
+          request4.credentials = init.credentials;
         }
         if (init.cache !== void 0) {
-          request3.cache = init.cache;
+          request4.cache = init.cache;
         }
-        if (request3.cache === "only-if-cached" && request3.mode !== "same-origin") {
+        if (request4.cache === "only-if-cached" && request4.mode !== "same-origin") {
           throw new TypeError(
             "'only-if-cached' can be set only with 'same-origin' mode"
           );
         }
         if (init.redirect !== void 0) {
-          request3.redirect = init.redirect;
+          request4.redirect = init.redirect;
         }
         if (init.integrity != null) {
-          request3.integrity = String(init.integrity);
+          request4.integrity = String(init.integrity);
         }
         if (init.keepalive !== void 0) {
-          request3.keepalive = Boolean(init.keepalive);
+          request4.keepalive = Boolean(init.keepalive);
         }
         if (init.method !== void 0) {
           let method = init.method;
           const mayBeNormalized = normalizedMethodRecords[method];
           if (mayBeNormalized !== void 0) {
-            request3.method = mayBeNormalized;
+            request4.method = mayBeNormalized;
           } else {
             if (!isValidHTTPToken(method)) {
               throw new TypeError(`'${method}' is not a valid HTTP method.`);
@@ -23004,9 +23004,9 @@ var require_request2 = __commonJS({
               throw new TypeError(`'${method}' HTTP method is unsupported.`);
             }
             method = normalizedMethodRecordsBase[upperCase] ?? method;
-            request3.method = method;
+            request4.method = method;
           }
-          if (!patchMethodWarning && request3.method === "patch") {
+          if (!patchMethodWarning && request4.method === "patch") {
             process.emitWarning("Using `patch` is highly likely to result in a `405 Method Not Allowed`. `PATCH` is much more likely to succeed.", {
               code: "UNDICI-FETCH-patch"
             });
@@ -23016,7 +23016,7 @@ var require_request2 = __commonJS({
         if (init.signal !== void 0) {
           signal = init.signal;
         }
-        this.#state = request3;
+        this.#state = request4;
         const ac = new AbortController();
         this.#signal = ac.signal;
         if (signal != null) {
@@ -23034,12 +23034,12 @@ var require_request2 = __commonJS({
           }
         }
         this.#headers = new Headers(kConstruct);
-        setHeadersList(this.#headers, request3.headersList);
+        setHeadersList(this.#headers, request4.headersList);
         setHeadersGuard(this.#headers, "request");
         if (mode === "no-cors") {
-          if (!corsSafeListedMethodsSet.has(request3.method)) {
+          if (!corsSafeListedMethodsSet.has(request4.method)) {
             throw new TypeError(
-              `'${request3.method} is unsupported in no-cors mode.`
+              `'${request4.method} is unsupported in no-cors mode.`
             );
           }
           setHeadersGuard(this.#headers, "request-no-cors");
@@ -23058,14 +23058,14 @@ var require_request2 = __commonJS({
           }
         }
         const inputBody = webidl.is.Request(input) ? input.#state.body : null;
-        if ((init.body != null || inputBody != null) && (request3.method === "GET" || request3.method === "HEAD")) {
+        if ((init.body != null || inputBody != null) && (request4.method === "GET" || request4.method === "HEAD")) {
           throw new TypeError("Request with GET/HEAD method cannot have body.");
         }
         let initBody = null;
         if (init.body != null) {
           const [extractedBody, contentType] = extractBody(
             init.body,
-            request3.keepalive
+            request4.keepalive
           );
           initBody = extractedBody;
           if (contentType && !getHeadersList(this.#headers).contains("content-type", true)) {
@@ -23077,12 +23077,12 @@ var require_request2 = __commonJS({
           if (initBody != null && init.duplex == null) {
             throw new TypeError("RequestInit: duplex option is required when sending a body.");
           }
-          if (request3.mode !== "same-origin" && request3.mode !== "cors") {
+          if (request4.mode !== "same-origin" && request4.mode !== "cors") {
             throw new TypeError(
               'If request is made from ReadableStream, mode should be "same-origin" or "cors"'
             );
           }
-          request3.useCORSPreflightFlag = true;
+          request4.useCORSPreflightFlag = true;
         }
         let finalBody = inputOrInitBody;
         if (initBody == null && inputBody != null) {
@@ -23272,42 +23272,42 @@ var require_request2 = __commonJS({
        * @param {Request} request
        * @param {AbortSignal} newSignal
        */
-      static setRequestSignal(request3, newSignal) {
-        request3.#signal = newSignal;
-        return request3;
+      static setRequestSignal(request4, newSignal) {
+        request4.#signal = newSignal;
+        return request4;
       }
       /**
        * @param {Request} request
        */
-      static getRequestDispatcher(request3) {
-        return request3.#dispatcher;
+      static getRequestDispatcher(request4) {
+        return request4.#dispatcher;
       }
       /**
        * @param {Request} request
        * @param {import('../../dispatcher/dispatcher')} newDispatcher
        */
-      static setRequestDispatcher(request3, newDispatcher) {
-        request3.#dispatcher = newDispatcher;
+      static setRequestDispatcher(request4, newDispatcher) {
+        request4.#dispatcher = newDispatcher;
       }
       /**
        * @param {Request} request
        * @param {Headers} newHeaders
        */
-      static setRequestHeaders(request3, newHeaders) {
-        request3.#headers = newHeaders;
+      static setRequestHeaders(request4, newHeaders) {
+        request4.#headers = newHeaders;
       }
       /**
        * @param {Request} request
        */
-      static getRequestState(request3) {
-        return request3.#state;
+      static getRequestState(request4) {
+        return request4.#state;
       }
       /**
        * @param {Request} request
        * @param {any} newState
        */
-      static setRequestState(request3, newState) {
-        request3.#state = newState;
+      static setRequestState(request4, newState) {
+        request4.#state = newState;
       }
     };
     var { setRequestSignal, getRequestDispatcher, setRequestDispatcher, setRequestHeaders, getRequestState, setRequestState } = Request;
@@ -23362,23 +23362,23 @@ var require_request2 = __commonJS({
         headersList: init.headersList ? new HeadersList(init.headersList) : new HeadersList()
       };
     }
-    function cloneRequest(request3) {
-      const newRequest = makeRequest({ ...request3, body: null });
-      if (request3.body != null) {
-        newRequest.body = cloneBody(request3.body);
+    function cloneRequest(request4) {
+      const newRequest = makeRequest({ ...request4, body: null });
+      if (request4.body != null) {
+        newRequest.body = cloneBody(request4.body);
       }
       return newRequest;
     }
     function fromInnerRequest(innerRequest, dispatcher, signal, guard) {
-      const request3 = new Request(kConstruct);
-      setRequestState(request3, innerRequest);
-      setRequestDispatcher(request3, dispatcher);
-      setRequestSignal(request3, signal);
+      const request4 = new Request(kConstruct);
+      setRequestState(request4, innerRequest);
+      setRequestDispatcher(request4, dispatcher);
+      setRequestSignal(request4, signal);
       const headers = new Headers(kConstruct);
-      setRequestHeaders(request3, headers);
+      setRequestHeaders(request4, headers);
       setHeadersList(headers, innerRequest.headersList);
       setHeadersGuard(headers, guard);
-      return request3;
+      return request4;
     }
     Object.defineProperties(Request.prototype, {
       method: kEnumerableProperty,
@@ -23712,7 +23712,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants4();
     var EE = __require("node:events");
-    var { Readable: Readable4, pipeline: pipeline5, finished, isErrored, isReadable } = __require("node:stream");
+    var { Readable: Readable5, pipeline: pipeline6, finished, isErrored, isReadable } = __require("node:stream");
     var { addAbortListener, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -23769,14 +23769,14 @@ var require_fetch = __commonJS({
         p.reject(e);
         return p.promise;
       }
-      const request3 = getRequestState(requestObject);
+      const request4 = getRequestState(requestObject);
       if (requestObject.signal.aborted) {
-        abortFetch(p, request3, null, requestObject.signal.reason, null);
+        abortFetch(p, request4, null, requestObject.signal.reason, null);
         return p.promise;
       }
-      const globalObject = request3.client.globalObject;
+      const globalObject = request4.client.globalObject;
       if (globalObject?.constructor?.name === "ServiceWorkerGlobalScope") {
-        request3.serviceWorkers = "none";
+        request4.serviceWorkers = "none";
       }
       let responseObject = null;
       let locallyAborted = false;
@@ -23788,7 +23788,7 @@ var require_fetch = __commonJS({
           assert(controller != null);
           controller.abort(requestObject.signal.reason);
           const realResponse = responseObject?.deref();
-          abortFetch(p, request3, realResponse, requestObject.signal.reason, controller.controller);
+          abortFetch(p, request4, realResponse, requestObject.signal.reason, controller.controller);
         }
       );
       const processResponse = (response) => {
@@ -23796,7 +23796,7 @@ var require_fetch = __commonJS({
           return;
         }
         if (response.aborted) {
-          abortFetch(p, request3, responseObject, controller.serializedAbortReason, controller.controller);
+          abortFetch(p, request4, responseObject, controller.serializedAbortReason, controller.controller);
           return;
         }
         if (response.type === "error") {
@@ -23808,7 +23808,7 @@ var require_fetch = __commonJS({
         p = null;
       };
       controller = fetching({
-        request: request3,
+        request: request4,
         processResponseEndOfBody: handleFetchDone,
         processResponse,
         dispatcher: getRequestDispatcher(requestObject),
@@ -23855,12 +23855,12 @@ var require_fetch = __commonJS({
       );
     }
     var markResourceTiming = performance.markResourceTiming;
-    function abortFetch(p, request3, responseObject, error, controller) {
+    function abortFetch(p, request4, responseObject, error, controller) {
       if (p) {
         p.reject(error);
       }
-      if (request3.body?.stream != null && isReadable(request3.body.stream)) {
-        request3.body.stream.cancel(error).catch((err) => {
+      if (request4.body?.stream != null && isReadable(request4.body.stream)) {
+        request4.body.stream.cancel(error).catch((err) => {
           if (err.code === "ERR_INVALID_STATE") {
             return;
           }
@@ -23876,7 +23876,7 @@ var require_fetch = __commonJS({
       }
     }
     function fetching({
-      request: request3,
+      request: request4,
       processRequestBodyChunkLength,
       processRequestEndOfBody,
       processResponse,
@@ -23891,9 +23891,9 @@ var require_fetch = __commonJS({
       assert(dispatcher);
       let taskDestination = null;
       let crossOriginIsolatedCapability = false;
-      if (request3.client != null) {
-        taskDestination = request3.client.globalObject;
-        crossOriginIsolatedCapability = request3.client.crossOriginIsolatedCapability;
+      if (request4.client != null) {
+        taskDestination = request4.client.globalObject;
+        crossOriginIsolatedCapability = request4.client.crossOriginIsolatedCapability;
       }
       const currentTime = coarsenedSharedCurrentTime(crossOriginIsolatedCapability);
       const timingInfo = createOpaqueTimingInfo({
@@ -23901,7 +23901,7 @@ var require_fetch = __commonJS({
       });
       const fetchParams = {
         controller: new Fetch(dispatcher),
-        request: request3,
+        request: request4,
         timingInfo,
         processRequestBodyChunkLength,
         processRequestEndOfBody,
@@ -23913,79 +23913,79 @@ var require_fetch = __commonJS({
         // Keep requestObject alive to prevent its AbortController from being GC'd
         requestObject
       };
-      assert(!request3.body || request3.body.stream);
-      if (request3.window === "client") {
-        request3.window = request3.client?.globalObject?.constructor?.name === "Window" ? request3.client : "no-window";
+      assert(!request4.body || request4.body.stream);
+      if (request4.window === "client") {
+        request4.window = request4.client?.globalObject?.constructor?.name === "Window" ? request4.client : "no-window";
       }
-      if (request3.origin === "client") {
-        request3.origin = request3.client.origin;
+      if (request4.origin === "client") {
+        request4.origin = request4.client.origin;
       }
-      if (request3.policyContainer === "client") {
-        if (request3.client != null) {
-          request3.policyContainer = clonePolicyContainer(
-            request3.client.policyContainer
+      if (request4.policyContainer === "client") {
+        if (request4.client != null) {
+          request4.policyContainer = clonePolicyContainer(
+            request4.client.policyContainer
           );
         } else {
-          request3.policyContainer = makePolicyContainer();
+          request4.policyContainer = makePolicyContainer();
         }
       }
-      if (!request3.headersList.contains("accept", true)) {
+      if (!request4.headersList.contains("accept", true)) {
         const value = "*/*";
-        request3.headersList.append("accept", value, true);
+        request4.headersList.append("accept", value, true);
       }
-      if (!request3.headersList.contains("accept-language", true)) {
-        request3.headersList.append("accept-language", "*", true);
+      if (!request4.headersList.contains("accept-language", true)) {
+        request4.headersList.append("accept-language", "*", true);
       }
-      if (request3.priority === null) {
+      if (request4.priority === null) {
       }
-      if (subresourceSet.has(request3.destination)) {
+      if (subresourceSet.has(request4.destination)) {
       }
       mainFetch(fetchParams, false);
       return fetchParams.controller;
     }
     async function mainFetch(fetchParams, recursive) {
       try {
-        const request3 = fetchParams.request;
+        const request4 = fetchParams.request;
         let response = null;
-        if (request3.localURLsOnly && !urlIsLocal(requestCurrentURL(request3))) {
+        if (request4.localURLsOnly && !urlIsLocal(requestCurrentURL(request4))) {
           response = makeNetworkError("local URLs only");
         }
-        tryUpgradeRequestToAPotentiallyTrustworthyURL(request3);
-        if (requestBadPort(request3) === "blocked") {
+        tryUpgradeRequestToAPotentiallyTrustworthyURL(request4);
+        if (requestBadPort(request4) === "blocked") {
           response = makeNetworkError("bad port");
         }
-        if (request3.referrerPolicy === "") {
-          request3.referrerPolicy = request3.policyContainer.referrerPolicy;
+        if (request4.referrerPolicy === "") {
+          request4.referrerPolicy = request4.policyContainer.referrerPolicy;
         }
-        if (request3.referrer !== "no-referrer") {
-          request3.referrer = determineRequestsReferrer(request3);
+        if (request4.referrer !== "no-referrer") {
+          request4.referrer = determineRequestsReferrer(request4);
         }
         if (response === null) {
-          const currentURL = requestCurrentURL(request3);
+          const currentURL = requestCurrentURL(request4);
           if (
             // - request’s current URL’s origin is same origin with request’s origin,
             //   and request’s response tainting is "basic"
-            sameOrigin(currentURL, request3.url) && request3.responseTainting === "basic" || // request’s current URL’s scheme is "data"
+            sameOrigin(currentURL, request4.url) && request4.responseTainting === "basic" || // request’s current URL’s scheme is "data"
             currentURL.protocol === "data:" || // - request’s mode is "navigate" or "websocket"
-            (request3.mode === "navigate" || request3.mode === "websocket")
+            (request4.mode === "navigate" || request4.mode === "websocket")
           ) {
-            request3.responseTainting = "basic";
+            request4.responseTainting = "basic";
             response = await schemeFetch(fetchParams);
-          } else if (request3.mode === "same-origin") {
+          } else if (request4.mode === "same-origin") {
             response = makeNetworkError('request mode cannot be "same-origin"');
-          } else if (request3.mode === "no-cors") {
-            if (request3.redirect !== "follow") {
+          } else if (request4.mode === "no-cors") {
+            if (request4.redirect !== "follow") {
               response = makeNetworkError(
                 'redirect mode cannot be "follow" for "no-cors" request'
               );
             } else {
-              request3.responseTainting = "opaque";
+              request4.responseTainting = "opaque";
               response = await schemeFetch(fetchParams);
             }
-          } else if (!urlIsHttpHttpsScheme(requestCurrentURL(request3))) {
+          } else if (!urlIsHttpHttpsScheme(requestCurrentURL(request4))) {
             response = makeNetworkError("URL scheme must be a HTTP(S) scheme");
           } else {
-            request3.responseTainting = "cors";
+            request4.responseTainting = "cors";
             response = await httpFetch(fetchParams);
           }
         }
@@ -23993,13 +23993,13 @@ var require_fetch = __commonJS({
           return response;
         }
         if (response.status !== 0 && !response.internalResponse) {
-          if (request3.responseTainting === "cors") {
+          if (request4.responseTainting === "cors") {
           }
-          if (request3.responseTainting === "basic") {
+          if (request4.responseTainting === "basic") {
             response = filterResponse(response, "basic");
-          } else if (request3.responseTainting === "cors") {
+          } else if (request4.responseTainting === "cors") {
             response = filterResponse(response, "cors");
-          } else if (request3.responseTainting === "opaque") {
+          } else if (request4.responseTainting === "opaque") {
             response = filterResponse(response, "opaque");
           } else {
             assert(false);
@@ -24007,26 +24007,26 @@ var require_fetch = __commonJS({
         }
         let internalResponse = response.status === 0 ? response : response.internalResponse;
         if (internalResponse.urlList.length === 0) {
-          internalResponse.urlList.push(...request3.urlList);
+          internalResponse.urlList.push(...request4.urlList);
         }
-        if (!request3.timingAllowFailed) {
+        if (!request4.timingAllowFailed) {
           response.timingAllowPassed = true;
         }
-        if (response.type === "opaque" && internalResponse.status === 206 && internalResponse.rangeRequested && !request3.headers.contains("range", true)) {
+        if (response.type === "opaque" && internalResponse.status === 206 && internalResponse.rangeRequested && !request4.headers.contains("range", true)) {
           response = internalResponse = makeNetworkError();
         }
-        if (response.status !== 0 && (request3.method === "HEAD" || request3.method === "CONNECT" || nullBodyStatus.includes(internalResponse.status))) {
+        if (response.status !== 0 && (request4.method === "HEAD" || request4.method === "CONNECT" || nullBodyStatus.includes(internalResponse.status))) {
           internalResponse.body = null;
           fetchParams.controller.dump = true;
         }
-        if (request3.integrity) {
+        if (request4.integrity) {
           const processBodyError = (reason) => fetchFinale(fetchParams, makeNetworkError(reason));
-          if (request3.responseTainting === "opaque" || response.body == null) {
+          if (request4.responseTainting === "opaque" || response.body == null) {
             processBodyError(response.error);
             return;
           }
           const processBody = (bytes) => {
-            if (!bytesMatch(bytes, request3.integrity)) {
+            if (!bytesMatch(bytes, request4.integrity)) {
               processBodyError("integrity mismatch");
               return;
             }
@@ -24045,8 +24045,8 @@ var require_fetch = __commonJS({
       if (isCancelled(fetchParams) && fetchParams.request.redirectCount === 0) {
         return Promise.resolve(makeAppropriateNetworkError(fetchParams));
       }
-      const { request: request3 } = fetchParams;
-      const { protocol: scheme } = requestCurrentURL(request3);
+      const { request: request4 } = fetchParams;
+      const { protocol: scheme } = requestCurrentURL(request4);
       switch (scheme) {
         case "about:": {
           return Promise.resolve(makeNetworkError("about scheme is not supported"));
@@ -24055,19 +24055,19 @@ var require_fetch = __commonJS({
           if (!resolveObjectURL) {
             resolveObjectURL = __require("node:buffer").resolveObjectURL;
           }
-          const blobURLEntry = requestCurrentURL(request3);
+          const blobURLEntry = requestCurrentURL(request4);
           if (blobURLEntry.search.length !== 0) {
             return Promise.resolve(makeNetworkError("NetworkError when attempting to fetch resource."));
           }
           const blob = resolveObjectURL(blobURLEntry.toString());
-          if (request3.method !== "GET" || !webidl.is.Blob(blob)) {
+          if (request4.method !== "GET" || !webidl.is.Blob(blob)) {
             return Promise.resolve(makeNetworkError("invalid method"));
           }
           const response = makeResponse();
           const fullLength = blob.size;
           const serializedFullLength = isomorphicEncode(`${fullLength}`);
           const type = blob.type;
-          if (!request3.headersList.contains("range", true)) {
+          if (!request4.headersList.contains("range", true)) {
             const bodyWithType = extractBody(blob);
             response.statusText = "OK";
             response.body = bodyWithType[0];
@@ -24075,7 +24075,7 @@ var require_fetch = __commonJS({
             response.headersList.set("content-type", type, true);
           } else {
             response.rangeRequested = true;
-            const rangeHeader = request3.headersList.get("range", true);
+            const rangeHeader = request4.headersList.get("range", true);
             const rangeValue = simpleRangeHeaderValue(rangeHeader, true);
             if (rangeValue === "failure") {
               return Promise.resolve(makeNetworkError("failed to fetch the data URL"));
@@ -24106,7 +24106,7 @@ var require_fetch = __commonJS({
           return Promise.resolve(response);
         }
         case "data:": {
-          const currentURL = requestCurrentURL(request3);
+          const currentURL = requestCurrentURL(request4);
           const dataURLStruct = dataURLProcessor(currentURL);
           if (dataURLStruct === "failure") {
             return Promise.resolve(makeNetworkError("failed to fetch the data URL"));
@@ -24195,41 +24195,41 @@ var require_fetch = __commonJS({
       }
     }
     async function httpFetch(fetchParams) {
-      const request3 = fetchParams.request;
+      const request4 = fetchParams.request;
       let response = null;
       let actualResponse = null;
       const timingInfo = fetchParams.timingInfo;
-      if (request3.serviceWorkers === "all") {
+      if (request4.serviceWorkers === "all") {
       }
       if (response === null) {
-        if (request3.redirect === "follow") {
-          request3.serviceWorkers = "none";
+        if (request4.redirect === "follow") {
+          request4.serviceWorkers = "none";
         }
         actualResponse = response = await httpNetworkOrCacheFetch(fetchParams);
-        if (request3.responseTainting === "cors" && corsCheck(request3, response) === "failure") {
+        if (request4.responseTainting === "cors" && corsCheck(request4, response) === "failure") {
           return makeNetworkError("cors failure");
         }
-        if (TAOCheck(request3, response) === "failure") {
-          request3.timingAllowFailed = true;
+        if (TAOCheck(request4, response) === "failure") {
+          request4.timingAllowFailed = true;
         }
       }
-      if ((request3.responseTainting === "opaque" || response.type === "opaque") && crossOriginResourcePolicyCheck(
-        request3.origin,
-        request3.client,
-        request3.destination,
+      if ((request4.responseTainting === "opaque" || response.type === "opaque") && crossOriginResourcePolicyCheck(
+        request4.origin,
+        request4.client,
+        request4.destination,
         actualResponse
       ) === "blocked") {
         return makeNetworkError("blocked");
       }
       if (redirectStatusSet.has(actualResponse.status)) {
-        if (request3.redirect !== "manual") {
+        if (request4.redirect !== "manual") {
           fetchParams.controller.connection.destroy(void 0, false);
         }
-        if (request3.redirect === "error") {
+        if (request4.redirect === "error") {
           response = makeNetworkError("unexpected redirect");
-        } else if (request3.redirect === "manual") {
+        } else if (request4.redirect === "manual") {
           response = actualResponse;
-        } else if (request3.redirect === "follow") {
+        } else if (request4.redirect === "follow") {
           response = await httpRedirectFetch(fetchParams, response);
         } else {
           assert(false);
@@ -24239,13 +24239,13 @@ var require_fetch = __commonJS({
       return response;
     }
     function httpRedirectFetch(fetchParams, response) {
-      const request3 = fetchParams.request;
+      const request4 = fetchParams.request;
       const actualResponse = response.internalResponse ? response.internalResponse : response;
       let locationURL;
       try {
         locationURL = responseLocationURL(
           actualResponse,
-          requestCurrentURL(request3).hash
+          requestCurrentURL(request4).hash
         );
         if (locationURL == null) {
           return response;
@@ -24256,63 +24256,63 @@ var require_fetch = __commonJS({
       if (!urlIsHttpHttpsScheme(locationURL)) {
         return Promise.resolve(makeNetworkError("URL scheme must be a HTTP(S) scheme"));
       }
-      if (request3.redirectCount === 20) {
+      if (request4.redirectCount === 20) {
         return Promise.resolve(makeNetworkError("redirect count exceeded"));
       }
-      request3.redirectCount += 1;
-      if (request3.mode === "cors" && (locationURL.username || locationURL.password) && !sameOrigin(request3, locationURL)) {
+      request4.redirectCount += 1;
+      if (request4.mode === "cors" && (locationURL.username || locationURL.password) && !sameOrigin(request4, locationURL)) {
         return Promise.resolve(makeNetworkError('cross origin not allowed for request mode "cors"'));
       }
-      if (request3.responseTainting === "cors" && (locationURL.username || locationURL.password)) {
+      if (request4.responseTainting === "cors" && (locationURL.username || locationURL.password)) {
         return Promise.resolve(makeNetworkError(
           'URL cannot contain credentials for request mode "cors"'
         ));
       }
-      if (actualResponse.status !== 303 && request3.body != null && request3.body.source == null) {
+      if (actualResponse.status !== 303 && request4.body != null && request4.body.source == null) {
         return Promise.resolve(makeNetworkError());
       }
-      if ([301, 302].includes(actualResponse.status) && request3.method === "POST" || actualResponse.status === 303 && !GET_OR_HEAD.includes(request3.method)) {
-        request3.method = "GET";
-        request3.body = null;
+      if ([301, 302].includes(actualResponse.status) && request4.method === "POST" || actualResponse.status === 303 && !GET_OR_HEAD.includes(request4.method)) {
+        request4.method = "GET";
+        request4.body = null;
         for (const headerName of requestBodyHeader) {
-          request3.headersList.delete(headerName);
+          request4.headersList.delete(headerName);
         }
       }
-      if (!sameOrigin(requestCurrentURL(request3), locationURL)) {
-        request3.headersList.delete("authorization", true);
-        request3.headersList.delete("proxy-authorization", true);
-        request3.headersList.delete("cookie", true);
-        request3.headersList.delete("host", true);
+      if (!sameOrigin(requestCurrentURL(request4), locationURL)) {
+        request4.headersList.delete("authorization", true);
+        request4.headersList.delete("proxy-authorization", true);
+        request4.headersList.delete("cookie", true);
+        request4.headersList.delete("host", true);
       }
-      if (request3.body != null) {
-        assert(request3.body.source != null);
-        request3.body = safelyExtractBody(request3.body.source)[0];
+      if (request4.body != null) {
+        assert(request4.body.source != null);
+        request4.body = safelyExtractBody(request4.body.source)[0];
       }
       const timingInfo = fetchParams.timingInfo;
       timingInfo.redirectEndTime = timingInfo.postRedirectStartTime = coarsenedSharedCurrentTime(fetchParams.crossOriginIsolatedCapability);
       if (timingInfo.redirectStartTime === 0) {
         timingInfo.redirectStartTime = timingInfo.startTime;
       }
-      request3.urlList.push(locationURL);
-      setRequestReferrerPolicyOnRedirect(request3, actualResponse);
+      request4.urlList.push(locationURL);
+      setRequestReferrerPolicyOnRedirect(request4, actualResponse);
       return mainFetch(fetchParams, true);
     }
     async function httpNetworkOrCacheFetch(fetchParams, isAuthenticationFetch = false, isNewConnectionFetch = false) {
-      const request3 = fetchParams.request;
+      const request4 = fetchParams.request;
       let httpFetchParams = null;
       let httpRequest = null;
       let response = null;
       const httpCache = null;
       const revalidatingFlag = false;
-      if (request3.window === "no-window" && request3.redirect === "error") {
+      if (request4.window === "no-window" && request4.redirect === "error") {
         httpFetchParams = fetchParams;
-        httpRequest = request3;
+        httpRequest = request4;
       } else {
-        httpRequest = cloneRequest(request3);
+        httpRequest = cloneRequest(request4);
         httpFetchParams = { ...fetchParams };
         httpFetchParams.request = httpRequest;
       }
-      const includeCredentials = request3.credentials === "include" || request3.credentials === "same-origin" && request3.responseTainting === "basic";
+      const includeCredentials = request4.credentials === "include" || request4.credentials === "same-origin" && request4.responseTainting === "basic";
       const contentLength = httpRequest.body ? httpRequest.body.length : null;
       let contentLengthHeaderValue = null;
       if (httpRequest.body == null && ["POST", "PUT"].includes(httpRequest.method)) {
@@ -24399,14 +24399,14 @@ var require_fetch = __commonJS({
         response.rangeRequested = true;
       }
       response.requestIncludesCredentials = includeCredentials;
-      if (response.status === 401 && httpRequest.responseTainting !== "cors" && includeCredentials && (request3.useURLCredentials !== void 0 || isTraversableNavigable(request3.traversableForUserPrompts))) {
-        if (request3.body != null) {
-          if (request3.body.source == null) {
+      if (response.status === 401 && httpRequest.responseTainting !== "cors" && includeCredentials && (request4.useURLCredentials !== void 0 || isTraversableNavigable(request4.traversableForUserPrompts))) {
+        if (request4.body != null) {
+          if (request4.body.source == null) {
             return response;
           }
-          request3.body = safelyExtractBody(request3.body.source)[0];
+          request4.body = safelyExtractBody(request4.body.source)[0];
         }
-        if (request3.useURLCredentials === void 0 || isAuthenticationFetch) {
+        if (request4.useURLCredentials === void 0 || isAuthenticationFetch) {
           if (isCancelled(fetchParams)) {
             return makeAppropriateNetworkError(fetchParams);
           }
@@ -24416,7 +24416,7 @@ var require_fetch = __commonJS({
         response = await httpNetworkOrCacheFetch(fetchParams, true);
       }
       if (response.status === 407) {
-        if (request3.window === "no-window") {
+        if (request4.window === "no-window") {
           return makeNetworkError();
         }
         if (isCancelled(fetchParams)) {
@@ -24428,7 +24428,7 @@ var require_fetch = __commonJS({
         // response’s status is 421
         response.status === 421 && // isNewConnectionFetch is false
         !isNewConnectionFetch && // request’s body is null, or request’s body is non-null and request’s body’s source is non-null
-        (request3.body == null || request3.body.source != null)
+        (request4.body == null || request4.body.source != null)
       ) {
         if (isCancelled(fetchParams)) {
           return makeAppropriateNetworkError(fetchParams);
@@ -24458,21 +24458,21 @@ var require_fetch = __commonJS({
           }
         }
       };
-      const request3 = fetchParams.request;
+      const request4 = fetchParams.request;
       let response = null;
       const timingInfo = fetchParams.timingInfo;
       const httpCache = null;
       if (httpCache == null) {
-        request3.cache = "no-store";
+        request4.cache = "no-store";
       }
       const newConnection = forceNewConnection ? "yes" : "no";
-      if (request3.mode === "websocket") {
+      if (request4.mode === "websocket") {
       } else {
       }
       let requestBody = null;
-      if (request3.body == null && fetchParams.processRequestEndOfBody) {
+      if (request4.body == null && fetchParams.processRequestEndOfBody) {
         queueMicrotask(() => fetchParams.processRequestEndOfBody());
-      } else if (request3.body != null) {
+      } else if (request4.body != null) {
         const processBodyChunk = async function* (bytes) {
           if (isCancelled(fetchParams)) {
             return;
@@ -24500,7 +24500,7 @@ var require_fetch = __commonJS({
         };
         requestBody = (async function* () {
           try {
-            for await (const bytes of request3.body.stream) {
+            for await (const bytes of request4.body.stream) {
               yield* processBodyChunk(bytes);
             }
             processEndOfBody();
@@ -24607,19 +24607,19 @@ var require_fetch = __commonJS({
       }
       return response;
       function dispatch({ body }) {
-        const url = requestCurrentURL(request3);
+        const url = requestCurrentURL(request4);
         const agent = fetchParams.controller.dispatcher;
         const path4 = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
-        return new Promise((resolve, reject) => agent.dispatch(
+        return new Promise((resolve4, reject) => agent.dispatch(
           {
             path: hasTrailingQuestionMark ? `${path4}?` : path4,
             origin: url.origin,
-            method: request3.method,
-            body: agent.isMockActive ? request3.body && (request3.body.source || request3.body.stream) : body,
-            headers: request3.headersList.entries,
+            method: request4.method,
+            body: agent.isMockActive ? request4.body && (request4.body.source || request4.body.stream) : body,
+            headers: request4.headersList.entries,
             maxRedirections: 0,
-            upgrade: request3.mode === "websocket" ? "websocket" : void 0
+            upgrade: request4.mode === "websocket" ? "websocket" : void 0
           },
           {
             body: null,
@@ -24655,9 +24655,9 @@ var require_fetch = __commonJS({
                 }
               }
               const location = headersList.get("location", true);
-              const willFollow = location && request3.redirect === "follow" && redirectStatusSet.has(status);
+              const willFollow = location && request4.redirect === "follow" && redirectStatusSet.has(status);
               const decoders = [];
-              if (request3.method !== "HEAD" && request3.method !== "CONNECT" && !nullBodyStatus.includes(status) && !willFollow) {
+              if (request4.method !== "HEAD" && request4.method !== "CONNECT" && !nullBodyStatus.includes(status) && !willFollow) {
                 const contentEncoding = headersList.get("content-encoding", true);
                 const codings = contentEncoding ? contentEncoding.toLowerCase().split(",") : [];
                 const maxContentEncodings = 5;
@@ -24697,13 +24697,13 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable4({ read: resume });
+              this.body = new Readable5({ read: resume });
               const onError = this.onError.bind(this);
-              resolve({
+              resolve4({
                 status,
                 statusText: statusText2,
                 headersList,
-                body: decoders.length ? pipeline5(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline6(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -24752,7 +24752,7 @@ var require_fetch = __commonJS({
                   headersList.append(headerName, String(value), true);
                 }
               }
-              resolve({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24776,7 +24776,7 @@ var require_fetch = __commonJS({
                   headersList.append(nameStr, value.toString("latin1"), true);
                 }
               }
-              resolve({
+              resolve4({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -24854,31 +24854,31 @@ var require_cache3 = __commonJS({
         webidl.util.markAsUncloneable(this);
         this.#relevantRequestResponseList = arguments[1];
       }
-      async match(request3, options = {}) {
+      async match(request4, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.match";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        request3 = webidl.converters.RequestInfo(request3);
+        request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
-        const p = this.#internalMatchAll(request3, options, 1);
+        const p = this.#internalMatchAll(request4, options, 1);
         if (p.length === 0) {
           return;
         }
         return p[0];
       }
-      async matchAll(request3 = void 0, options = {}) {
+      async matchAll(request4 = void 0, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.matchAll";
-        if (request3 !== void 0) request3 = webidl.converters.RequestInfo(request3);
+        if (request4 !== void 0) request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
-        return this.#internalMatchAll(request3, options);
+        return this.#internalMatchAll(request4, options);
       }
-      async add(request3) {
+      async add(request4) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.add";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        request3 = webidl.converters.RequestInfo(request3);
-        const requests = [request3];
+        request4 = webidl.converters.RequestInfo(request4);
+        const requests = [request4];
         const responseArrayPromise = this.addAll(requests);
         return await responseArrayPromise;
       }
@@ -24888,19 +24888,19 @@ var require_cache3 = __commonJS({
         webidl.argumentLengthCheck(arguments, 1, prefix);
         const responsePromises = [];
         const requestList = [];
-        for (let request3 of requests) {
-          if (request3 === void 0) {
+        for (let request4 of requests) {
+          if (request4 === void 0) {
             throw webidl.errors.conversionFailed({
               prefix,
               argument: "Argument 1",
               types: ["undefined is not allowed"]
             });
           }
-          request3 = webidl.converters.RequestInfo(request3);
-          if (typeof request3 === "string") {
+          request4 = webidl.converters.RequestInfo(request4);
+          if (typeof request4 === "string") {
             continue;
           }
-          const r = getRequestState(request3);
+          const r = getRequestState(request4);
           if (!urlIsHttpHttpsScheme(r.url) || r.method !== "GET") {
             throw webidl.errors.exception({
               header: prefix,
@@ -24909,8 +24909,8 @@ var require_cache3 = __commonJS({
           }
         }
         const fetchControllers = [];
-        for (const request3 of requests) {
-          const r = getRequestState(new Request(request3));
+        for (const request4 of requests) {
+          const r = getRequestState(new Request(request4));
           if (!urlIsHttpHttpsScheme(r.url)) {
             throw webidl.errors.exception({
               header: prefix,
@@ -24987,17 +24987,17 @@ var require_cache3 = __commonJS({
         });
         return cacheJobPromise.promise;
       }
-      async put(request3, response) {
+      async put(request4, response) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.put";
         webidl.argumentLengthCheck(arguments, 2, prefix);
-        request3 = webidl.converters.RequestInfo(request3);
+        request4 = webidl.converters.RequestInfo(request4);
         response = webidl.converters.Response(response, prefix, "response");
         let innerRequest = null;
-        if (webidl.is.Request(request3)) {
-          innerRequest = getRequestState(request3);
+        if (webidl.is.Request(request4)) {
+          innerRequest = getRequestState(request4);
         } else {
-          innerRequest = getRequestState(new Request(request3));
+          innerRequest = getRequestState(new Request(request4));
         }
         if (!urlIsHttpHttpsScheme(innerRequest.url) || innerRequest.method !== "GET") {
           throw webidl.errors.exception({
@@ -25068,21 +25068,21 @@ var require_cache3 = __commonJS({
         });
         return cacheJobPromise.promise;
       }
-      async delete(request3, options = {}) {
+      async delete(request4, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.delete";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        request3 = webidl.converters.RequestInfo(request3);
+        request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
         let r = null;
-        if (webidl.is.Request(request3)) {
-          r = getRequestState(request3);
+        if (webidl.is.Request(request4)) {
+          r = getRequestState(request4);
           if (r.method !== "GET" && !options.ignoreMethod) {
             return false;
           }
         } else {
-          assert(typeof request3 === "string");
-          r = getRequestState(new Request(request3));
+          assert(typeof request4 === "string");
+          r = getRequestState(new Request(request4));
         }
         const operations = [];
         const operation = {
@@ -25114,25 +25114,25 @@ var require_cache3 = __commonJS({
        * @param {import('../../../types/cache').CacheQueryOptions} options
        * @returns {Promise<readonly Request[]>}
        */
-      async keys(request3 = void 0, options = {}) {
+      async keys(request4 = void 0, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.keys";
-        if (request3 !== void 0) request3 = webidl.converters.RequestInfo(request3);
+        if (request4 !== void 0) request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
         let r = null;
-        if (request3 !== void 0) {
-          if (webidl.is.Request(request3)) {
-            r = getRequestState(request3);
+        if (request4 !== void 0) {
+          if (webidl.is.Request(request4)) {
+            r = getRequestState(request4);
             if (r.method !== "GET" && !options.ignoreMethod) {
               return [];
             }
-          } else if (typeof request3 === "string") {
-            r = getRequestState(new Request(request3));
+          } else if (typeof request4 === "string") {
+            r = getRequestState(new Request(request4));
           }
         }
         const promise = createDeferredPromise();
         const requests = [];
-        if (request3 === void 0) {
+        if (request4 === void 0) {
           for (const requestResponse of this.#relevantRequestResponseList) {
             requests.push(requestResponse[0]);
           }
@@ -25144,9 +25144,9 @@ var require_cache3 = __commonJS({
         }
         queueMicrotask(() => {
           const requestList = [];
-          for (const request4 of requests) {
+          for (const request5 of requests) {
             const requestObject = fromInnerRequest(
-              request4,
+              request5,
               void 0,
               new AbortController().signal,
               "immutable"
@@ -25265,9 +25265,9 @@ var require_cache3 = __commonJS({
        * @param {import('../../../types/cache').CacheQueryOptions | undefined} options
        * @returns {boolean}
        */
-      #requestMatchesCachedItem(requestQuery, request3, response = null, options) {
+      #requestMatchesCachedItem(requestQuery, request4, response = null, options) {
         const queryURL = new URL(requestQuery.url);
-        const cachedURL = new URL(request3.url);
+        const cachedURL = new URL(request4.url);
         if (options?.ignoreSearch) {
           cachedURL.search = "";
           queryURL.search = "";
@@ -25283,7 +25283,7 @@ var require_cache3 = __commonJS({
           if (fieldValue === "*") {
             return false;
           }
-          const requestValue = request3.headersList.get(fieldValue);
+          const requestValue = request4.headersList.get(fieldValue);
           const queryValue = requestQuery.headersList.get(fieldValue);
           if (requestValue !== queryValue) {
             return false;
@@ -25291,20 +25291,20 @@ var require_cache3 = __commonJS({
         }
         return true;
       }
-      #internalMatchAll(request3, options, maxResponses = Infinity) {
+      #internalMatchAll(request4, options, maxResponses = Infinity) {
         let r = null;
-        if (request3 !== void 0) {
-          if (webidl.is.Request(request3)) {
-            r = getRequestState(request3);
+        if (request4 !== void 0) {
+          if (webidl.is.Request(request4)) {
+            r = getRequestState(request4);
             if (r.method !== "GET" && !options.ignoreMethod) {
               return [];
             }
-          } else if (typeof request3 === "string") {
-            r = getRequestState(new Request(request3));
+          } else if (typeof request4 === "string") {
+            r = getRequestState(new Request(request4));
           }
         }
         const responses = [];
-        if (request3 === void 0) {
+        if (request4 === void 0) {
           for (const requestResponse of this.#relevantRequestResponseList) {
             responses.push(requestResponse[1]);
           }
@@ -25396,21 +25396,21 @@ var require_cachestorage = __commonJS({
         }
         webidl.util.markAsUncloneable(this);
       }
-      async match(request3, options = {}) {
+      async match(request4, options = {}) {
         webidl.brandCheck(this, _CacheStorage);
         webidl.argumentLengthCheck(arguments, 1, "CacheStorage.match");
-        request3 = webidl.converters.RequestInfo(request3);
+        request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.MultiCacheQueryOptions(options);
         if (options.cacheName != null) {
           if (this.#caches.has(options.cacheName)) {
             const cacheList = this.#caches.get(options.cacheName);
             const cache = new Cache(kConstruct, cacheList);
-            return await cache.match(request3, options);
+            return await cache.match(request4, options);
           }
         } else {
           for (const cacheList of this.#caches.values()) {
             const cache = new Cache(kConstruct, cacheList);
-            const response = await cache.match(request3, options);
+            const response = await cache.match(request4, options);
             if (response !== void 0) {
               return response;
             }
@@ -26607,7 +26607,7 @@ var require_connection = __commonJS({
     function establishWebSocketConnection(url, protocols, client, handler, options) {
       const requestURL = url;
       requestURL.protocol = url.protocol === "ws:" ? "http:" : "https:";
-      const request3 = makeRequest({
+      const request4 = makeRequest({
         urlList: [requestURL],
         client,
         serviceWorkers: "none",
@@ -26620,18 +26620,18 @@ var require_connection = __commonJS({
       });
       if (options.headers) {
         const headersList = getHeadersList(new Headers(options.headers));
-        request3.headersList = headersList;
+        request4.headersList = headersList;
       }
       const keyValue = crypto.randomBytes(16).toString("base64");
-      request3.headersList.append("sec-websocket-key", keyValue, true);
-      request3.headersList.append("sec-websocket-version", "13", true);
+      request4.headersList.append("sec-websocket-key", keyValue, true);
+      request4.headersList.append("sec-websocket-version", "13", true);
       for (const protocol of protocols) {
-        request3.headersList.append("sec-websocket-protocol", protocol, true);
+        request4.headersList.append("sec-websocket-protocol", protocol, true);
       }
       const permessageDeflate = "permessage-deflate; client_max_window_bits";
-      request3.headersList.append("sec-websocket-extensions", permessageDeflate, true);
+      request4.headersList.append("sec-websocket-extensions", permessageDeflate, true);
       const controller = fetching({
-        request: request3,
+        request: request4,
         useParallelQueue: true,
         dispatcher: options.dispatcher,
         processResponse(response) {
@@ -26678,7 +26678,7 @@ var require_connection = __commonJS({
           }
           const secProtocol = response.headersList.get("Sec-WebSocket-Protocol");
           if (secProtocol !== null) {
-            const requestProtocols = getDecodeSplit("sec-websocket-protocol", request3.headersList);
+            const requestProtocols = getDecodeSplit("sec-websocket-protocol", request4.headersList);
             if (requestProtocols === null || !requestProtocols.includes(secProtocol)) {
               failHandshake(handler, response, 1002, "Protocol was not set in the opening handshake.");
               return;
@@ -28600,7 +28600,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline: pipeline5 } = __require("node:stream");
+    var { pipeline: pipeline6 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -28760,7 +28760,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline5(
+          pipeline6(
             response.body.stream,
             eventSourceStream,
             (error) => {
@@ -28925,7 +28925,7 @@ var require_undici = __commonJS({
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
     var RoundRobinPool = require_round_robin_pool();
-    var Agent2 = require_agent();
+    var Agent3 = require_agent();
     var ProxyAgent = require_proxy_agent();
     var Socks5ProxyAgent = require_socks5_proxy_agent();
     var EnvHttpProxyAgent = require_env_http_proxy_agent();
@@ -28952,7 +28952,7 @@ var require_undici = __commonJS({
     module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
     module.exports.RoundRobinPool = RoundRobinPool;
-    module.exports.Agent = Agent2;
+    module.exports.Agent = Agent3;
     module.exports.ProxyAgent = ProxyAgent;
     module.exports.Socks5ProxyAgent = Socks5ProxyAgent;
     module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent;
@@ -30193,7 +30193,7 @@ var require_option = __commonJS({
 var require_suggestSimilar = __commonJS({
   "node_modules/commander/lib/suggestSimilar.js"(exports) {
     var maxDistance = 3;
-    function editDistance(a, b) {
+    function editDistance2(a, b) {
       if (Math.abs(a.length - b.length) > maxDistance)
         return Math.max(a.length, b.length);
       const d = [];
@@ -30239,7 +30239,7 @@ var require_suggestSimilar = __commonJS({
       const minSimilarity = 0.4;
       candidates.forEach((candidate) => {
         if (candidate.length <= 1) return;
-        const distance = editDistance(word, candidate);
+        const distance = editDistance2(word, candidate);
         const length = Math.max(word.length, candidate.length);
         const similarity = (length - distance) / length;
         if (similarity > minSimilarity) {
@@ -31286,10 +31286,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         args = args.slice();
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
-        function findFile(baseDir, baseName) {
-          const localBin = path4.resolve(baseDir, baseName);
+        function findFile(baseDir, baseName2) {
+          const localBin = path4.resolve(baseDir, baseName2);
           if (fs.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path4.extname(baseName))) return void 0;
+          if (sourceExt.includes(path4.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs.existsSync(`${localBin}${ext}`)
           );
@@ -31739,7 +31739,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const negativeNumberArg = (arg) => {
           if (!/^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/.test(arg)) return false;
           return !this._getCommandAndAncestors().some(
-            (cmd) => cmd.options.map((opt) => opt.short).some((short) => /^-\d$/.test(short))
+            (cmd) => cmd.options.map((opt2) => opt2.short).some((short) => /^-\d$/.test(short))
           );
         };
         let activeVariadicOption = null;
@@ -32581,8 +32581,3959 @@ var package_default = {
   }
 };
 
-// src/image/platform.ts
+// src/context/source.ts
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join as join4, resolve as resolve3 } from "node:path";
+
+// src/context/dir-source.ts
+import { stat } from "node:fs/promises";
+import { resolve } from "node:path";
+
+// src/context/types.ts
+var ContextSpecError = class extends Error {
+  constructor(spec, reason) {
+    super(`invalid --context ${JSON.stringify(spec)}: ${reason}`);
+    this.spec = spec;
+    this.reason = reason;
+    this.name = "ContextSpecError";
+  }
+  spec;
+  reason;
+};
+var ContextSourceError = class extends Error {
+  constructor(source, message, options) {
+    super(`build context ${source}: ${message}`, options);
+    this.source = source;
+    this.name = "ContextSourceError";
+  }
+  source;
+};
+var UnsafeTarEntryError = class extends Error {
+  constructor(entry, reason) {
+    super(`refusing tar context entry ${JSON.stringify(entry)}: ${reason}`);
+    this.entry = entry;
+    this.reason = reason;
+    this.name = "UnsafeTarEntryError";
+  }
+  entry;
+  reason;
+};
+var ContextFetchError = class extends Error {
+  constructor(url, status, message, options) {
+    super(`fetching build context ${url}: ${message}`, options);
+    this.url = url;
+    this.status = status;
+    this.name = "ContextFetchError";
+  }
+  url;
+  status;
+};
+var GitContextError = class extends Error {
+  constructor(url, step, stderr) {
+    super(`git context ${url}: ${step} failed${stderr === "" ? "" : `: ${stderr.trim()}`}`);
+    this.url = url;
+    this.step = step;
+    this.stderr = stderr;
+    this.name = "GitContextError";
+  }
+  url;
+  step;
+  stderr;
+};
+
+// src/context/dir-source.ts
+async function resolveDirContext(path4, cwd) {
+  const root = resolve(cwd, path4);
+  let isDir;
+  try {
+    isDir = (await stat(root)).isDirectory();
+  } catch (err) {
+    throw new ContextSourceError(root, "the directory does not exist", { cause: err });
+  }
+  if (!isDir) throw new ContextSourceError(root, "not a directory (use tar://PATH for an archive)");
+  return root;
+}
+
+// src/context/dockerfile-location.ts
+import { readFile, stat as stat2 } from "node:fs/promises";
+import { isAbsolute, join, resolve as resolve2 } from "node:path";
+
+// src/context/go-path.ts
+var GlobSyntaxError = class extends Error {
+  constructor(pattern, reason) {
+    super(`syntax error in pattern ${JSON.stringify(pattern)}: ${reason}`);
+    this.pattern = pattern;
+    this.reason = reason;
+    this.name = "GlobSyntaxError";
+  }
+  pattern;
+  reason;
+};
+function cleanPath(p) {
+  if (p === "") return ".";
+  const rooted = p.startsWith("/");
+  const out = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
+      else if (!rooted) out.push("..");
+      continue;
+    }
+    out.push(part);
+  }
+  const joined = out.join("/");
+  if (rooted) return "/" + joined;
+  return joined === "" ? "." : joined;
+}
+function parseClass(chars, start, pattern) {
+  let i = start;
+  let negated = false;
+  if (chars[i] === "^") {
+    negated = true;
+    i++;
+  }
+  const ranges = [];
+  const readMember = () => {
+    const c = chars[i];
+    if (c === void 0) throw new GlobSyntaxError(pattern, "unterminated character class");
+    if (c === "-" || c === "]") throw new GlobSyntaxError(pattern, `unexpected ${JSON.stringify(c)} in character class`);
+    let ch = c;
+    if (c === "\\") {
+      i++;
+      const escaped = chars[i];
+      if (escaped === void 0) throw new GlobSyntaxError(pattern, "trailing backslash in character class");
+      ch = escaped;
+    }
+    i++;
+    if (i >= chars.length) throw new GlobSyntaxError(pattern, "unterminated character class");
+    return ch.codePointAt(0) ?? 0;
+  };
+  for (; ; ) {
+    if (chars[i] === "]" && ranges.length > 0) {
+      i++;
+      break;
+    }
+    const lo = readMember();
+    let hi = lo;
+    if (chars[i] === "-") {
+      i++;
+      hi = readMember();
+    }
+    ranges.push({ lo, hi });
+  }
+  return { cls: { negated, ranges }, next: i };
+}
+function classMatches(cls, codePoint) {
+  let inRange = false;
+  for (const r of cls.ranges) {
+    if (r.lo <= codePoint && codePoint <= r.hi) {
+      inRange = true;
+      break;
+    }
+  }
+  return inRange !== cls.negated;
+}
+function validateGlob(pattern) {
+  const chars = Array.from(pattern);
+  for (let i = 0; i < chars.length; ) {
+    const c = chars[i];
+    if (c === "\\") {
+      if (i + 1 >= chars.length) throw new GlobSyntaxError(pattern, "trailing backslash");
+      i += 2;
+    } else if (c === "[") {
+      i = parseClass(chars, i + 1, pattern).next;
+    } else {
+      i++;
+    }
+  }
+}
+function hasGlobMeta(pattern) {
+  return /[*?[\\]/.test(pattern);
+}
+function tokenize(pattern) {
+  const chars = Array.from(pattern);
+  const tokens = [];
+  for (let i = 0; i < chars.length; ) {
+    const c = chars[i];
+    if (c === "\\") {
+      const next = chars[i + 1];
+      if (next === void 0) throw new GlobSyntaxError(pattern, "trailing backslash");
+      tokens.push({ kind: "literal", value: next });
+      i += 2;
+    } else if (c === "[") {
+      const { cls, next } = parseClass(chars, i + 1, pattern);
+      tokens.push({ kind: "class", cls });
+      i = next;
+    } else if (c === "*") {
+      tokens.push({ kind: "star" });
+      i++;
+    } else if (c === "?") {
+      tokens.push({ kind: "any" });
+      i++;
+    } else {
+      tokens.push({ kind: "literal", value: c });
+      i++;
+    }
+  }
+  return tokens;
+}
+function compileGoMatch(pattern) {
+  const tokens = tokenize(pattern);
+  return (name) => matchTokens(tokens, 0, Array.from(name), 0);
+}
+function matchTokens(tokens, ti, name, ni) {
+  for (; ti < tokens.length; ti++) {
+    const t = tokens[ti];
+    if (t.kind === "star") {
+      for (let k = ni; ; k++) {
+        if (matchTokens(tokens, ti + 1, name, k)) return true;
+        if (k >= name.length || name[k] === "/") return false;
+      }
+    }
+    const c = name[ni];
+    if (c === void 0) return false;
+    if (t.kind === "literal") {
+      if (c !== t.value) return false;
+    } else if (t.kind === "any") {
+      if (c === "/") return false;
+    } else if (!classMatches(t.cls, c.codePointAt(0) ?? 0)) {
+      return false;
+    }
+    ni++;
+  }
+  return ni === name.length;
+}
+
+// src/context/dockerignore.ts
+var DockerignoreSyntaxError = class extends Error {
+  constructor(pattern, reason, file) {
+    super(`${file === void 0 ? ".dockerignore" : file}: invalid pattern ${JSON.stringify(pattern)}: ${reason}`);
+    this.pattern = pattern;
+    this.reason = reason;
+    this.file = file;
+    this.name = "DockerignoreSyntaxError";
+  }
+  pattern;
+  reason;
+  file;
+};
+function parseDockerignore(text) {
+  const patterns = [];
+  const lines = text.split("\n");
+  for (let index = 0; index < lines.length; index++) {
+    let line = lines[index];
+    if (index === 0 && line.startsWith("\uFEFF")) line = line.slice(1);
+    if (line.startsWith("#")) continue;
+    line = line.trim();
+    if (line === "") continue;
+    let exception = false;
+    if (line.startsWith("!")) {
+      exception = true;
+      line = line.slice(1).trim();
+    }
+    if (line.length > 0) {
+      line = cleanPath(line);
+      if (line.length > 1 && line.startsWith("/")) line = line.slice(1);
+    }
+    patterns.push(exception ? "!" + line : line);
+  }
+  return patterns;
+}
+var IgnorePattern = class {
+  /** The cleaned pattern without its `!`. */
+  pattern;
+  /** True for a `!` re-include. */
+  exception;
+  kind;
+  regexp;
+  /** Per path segment: a matcher, or null for a segment containing `**` (any depth). */
+  segments;
+  constructor(raw, file) {
+    let p = raw.trim();
+    let exception = false;
+    p = cleanPath(p);
+    if (p.startsWith("!")) {
+      if (p.length === 1) throw new DockerignoreSyntaxError(raw, 'illegal exclusion pattern: "!"', file);
+      exception = true;
+      p = p.slice(1);
+    }
+    try {
+      validateGlob(p);
+    } catch (err) {
+      if (err instanceof GlobSyntaxError) throw new DockerignoreSyntaxError(raw, err.reason, file);
+      throw err;
+    }
+    this.pattern = p;
+    this.exception = exception;
+    const compiled = compilePattern(p);
+    this.kind = compiled.kind;
+    this.regexp = compiled.kind === "regexp" ? new RegExp(compiled.source, "u") : void 0;
+    this.segments = compileSegments(p);
+  }
+  /** Does the pattern match this exact path (no parent logic)? */
+  matches(path4) {
+    switch (this.kind) {
+      case "exact":
+        return path4 === this.pattern;
+      case "prefix":
+        return path4.startsWith(this.pattern.slice(0, -2));
+      case "suffix": {
+        const suffix = this.pattern.slice(2);
+        if (path4.endsWith(suffix)) return true;
+        return suffix.startsWith("/") && path4 === suffix.slice(1);
+      }
+      case "regexp":
+        return this.regexp.test(path4);
+    }
+  }
+  /**
+   * Could this pattern match some path strictly below `dir` (or a directory between `dir` and
+   * such a path)? Conservative: true when unsure. Used to decide whether an excluded directory
+   * must still be walked because a `!` pattern may re-include something inside it.
+   */
+  mayMatchBelow(dir) {
+    if (this.segments === null) return true;
+    const dirSegments = dir.split("/");
+    for (let i = 0; i < dirSegments.length; i++) {
+      if (i >= this.segments.length) return false;
+      const seg = this.segments[i];
+      if (seg === null || seg === void 0) return true;
+      if (!seg.test(dirSegments[i])) return false;
+    }
+    return this.segments.length > dirSegments.length;
+  }
+  toString() {
+    return (this.exception ? "!" : "") + this.pattern;
+  }
+};
+var REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|/]/;
+function literal(ch) {
+  return REGEXP_SYNTAX.test(ch) ? "\\" + ch : ch;
+}
+function classSource(cls) {
+  const hex = (cp) => `\\u{${cp.toString(16)}}`;
+  const members = cls.ranges.map((r) => r.lo === r.hi ? hex(r.lo) : `${hex(r.lo)}-${hex(r.hi)}`).join("");
+  return `[${cls.negated ? "^" : ""}${members}]`;
+}
+function compilePattern(pattern) {
+  const chars = Array.from(pattern);
+  let kind = "exact";
+  let source = "^";
+  for (let i = 0; i < chars.length; ) {
+    const first = i === 0;
+    const ch = chars[i];
+    i++;
+    if (ch === "*") {
+      if (chars[i] === "*") {
+        i++;
+        if (chars[i] === "/") i++;
+        if (i >= chars.length) {
+          if (kind === "exact") kind = "prefix";
+          else {
+            source += "[^\\n]*";
+            kind = "regexp";
+          }
+        } else {
+          source += "(?:[^\\n]*/)?";
+          kind = "regexp";
+        }
+        if (first) kind = "suffix";
+      } else {
+        source += "[^/]*";
+        kind = "regexp";
+      }
+    } else if (ch === "?") {
+      source += "[^/]";
+      kind = "regexp";
+    } else if (ch === "\\") {
+      const next = chars[i];
+      if (next === void 0) throw new DockerignoreSyntaxError(pattern, "trailing backslash");
+      i++;
+      source += literal(next);
+      kind = "regexp";
+    } else if (ch === "[") {
+      const { cls, next } = parseClass(chars, i, pattern);
+      for (const r of cls.ranges) {
+        if (r.lo > r.hi) throw new DockerignoreSyntaxError(pattern, "character class range out of order");
+      }
+      i = next;
+      source += classSource(cls);
+      kind = "regexp";
+    } else {
+      source += literal(ch);
+    }
+  }
+  return { kind, source: source + "$" };
+}
+function compileSegments(pattern) {
+  if (pattern.includes("\\/") || pattern.includes("[^") || /\[[^\]]*\//.test(pattern)) return null;
+  return pattern.split("/").map((seg) => {
+    if (seg.includes("**")) return null;
+    return new RegExp(compilePattern(seg).source, "u");
+  });
+}
+var IgnoreMatcher = class _IgnoreMatcher {
+  patterns;
+  /** True when some pattern is a `!` exception. */
+  hasExceptions;
+  exceptions;
+  constructor(patterns, file) {
+    const compiled = [];
+    for (const raw of patterns) {
+      if (raw.trim() === "") continue;
+      compiled.push(new IgnorePattern(raw, file));
+    }
+    this.patterns = compiled;
+    this.exceptions = compiled.filter((p) => p.exception);
+    this.hasExceptions = this.exceptions.length > 0;
+  }
+  /** A matcher built from the text of a `.dockerignore` file. */
+  static fromText(text, file) {
+    return new _IgnoreMatcher(parseDockerignore(text), file);
+  }
+  /** A matcher that excludes nothing. */
+  static empty() {
+    return new _IgnoreMatcher([]);
+  }
+  get isEmpty() {
+    return this.patterns.length === 0;
+  }
+  /**
+   * Is this path (relative to the context root, `/`-separated) excluded from the context?
+   * patternmatcher's `MatchesOrParentMatches`: the path is used as given.
+   */
+  isExcluded(path4) {
+    const slash = path4.lastIndexOf("/");
+    const parent = slash < 0 ? "." : cleanPath(path4.slice(0, slash) || "/");
+    const parentDirs = parent.split("/");
+    let matched = false;
+    for (const pattern of this.patterns) {
+      if (pattern.exception !== matched) continue;
+      let match = pattern.matches(path4);
+      if (!match && parent !== ".") {
+        let prefix = "";
+        for (let i = 0; i < parentDirs.length; i++) {
+          prefix = i === 0 ? parentDirs[0] : prefix + "/" + parentDirs[i];
+          if (pattern.matches(prefix)) {
+            match = true;
+            break;
+          }
+        }
+      }
+      if (match) matched = !pattern.exception;
+    }
+    return matched;
+  }
+  /**
+   * The same answer as {@link isExcluded}, using the parent directory's flags instead of
+   * re-matching every ancestor. `parent` is null at the context root.
+   */
+  isExcludedBelow(path4, parent) {
+    let matched = false;
+    const patterns = this.patterns;
+    for (let i = 0; i < patterns.length; i++) {
+      const pattern = patterns[i];
+      if (pattern.exception !== matched) continue;
+      if (parent !== null && parent[i] === 1 || pattern.matches(path4)) matched = !pattern.exception;
+    }
+    return matched;
+  }
+  /**
+   * For a directory: whether it is excluded, and the flags its children need. Every pattern is
+   * evaluated here (not only the ones the last-match rule consults) because a child may consult
+   * a pattern its parent skipped.
+   */
+  evaluateDirectory(path4, parent) {
+    const patterns = this.patterns;
+    const flags = new Uint8Array(patterns.length);
+    let matched = false;
+    for (let i = 0; i < patterns.length; i++) {
+      const pattern = patterns[i];
+      const hit = parent !== null && parent[i] === 1 || pattern.matches(path4);
+      if (hit) flags[i] = 1;
+      if (pattern.exception === matched && hit) matched = !pattern.exception;
+    }
+    return { excluded: matched, matches: flags };
+  }
+  /**
+   * Could a `!` pattern re-include anything below this excluded directory? When false, the
+   * directory and everything in it is excluded and need not be read at all.
+   *
+   * Sound because a descendant is matched by the same patterns as its directory plus those that
+   * match a path strictly below it; if no exception can match there, the descendant's last
+   * deciding match is the same inclusion that excluded the directory.
+   */
+  mayReincludeBelow(dir) {
+    for (const p of this.exceptions) {
+      if (p.mayMatchBelow(dir)) return true;
+    }
+    return false;
+  }
+};
+
+// src/context/dockerfile-location.ts
+async function isFile(path4) {
+  try {
+    return (await stat2(path4)).isFile();
+  } catch (err) {
+    if (err.code === "ENOENT" || err.code === "ENOTDIR") return false;
+    throw err;
+  }
+}
+async function locateDockerfile(name, root, cwd, fetched) {
+  if (isAbsolute(name)) {
+    if (await isFile(name)) return name;
+    throw new ContextSourceError(root, `Dockerfile ${name} does not exist`);
+  }
+  const inCwd = resolve2(cwd, name);
+  const inRoot = join(root, name);
+  const candidates = fetched ? [inRoot, inCwd] : [inCwd, inRoot];
+  for (const candidate of candidates) {
+    if (await isFile(candidate)) return candidate;
+  }
+  throw new ContextSourceError(root, `Dockerfile ${JSON.stringify(name)} not found (looked for ${candidates.join(" and ")})`);
+}
+async function readDockerfile(path4) {
+  try {
+    return await readFile(path4, "utf8");
+  } catch (err) {
+    throw new ContextSourceError(path4, `cannot read the Dockerfile: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+async function loadIgnoreFile(root, dockerfilePath) {
+  const candidates = dockerfilePath === null ? [] : [`${dockerfilePath}.dockerignore`];
+  candidates.push(join(root, ".dockerignore"));
+  for (const file of candidates) {
+    if (!await isFile(file)) continue;
+    const text = await readFile(file, "utf8");
+    return { matcher: IgnoreMatcher.fromText(text, file), file };
+  }
+  return { matcher: IgnoreMatcher.empty(), file: null };
+}
+
+// src/context/git-source.ts
+import { isAbsolute as isAbsolute2, join as join2, relative } from "node:path";
+import { realpath, stat as stat3 } from "node:fs/promises";
+var SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/i;
+function isGitContext(spec) {
+  if (spec.startsWith("git://") || spec.startsWith("git@") || spec.startsWith("ssh://")) return true;
+  if (/^(https?|file):\/\//.test(spec)) {
+    const beforeFragment = spec.split("#")[0];
+    const path4 = beforeFragment.split("?")[0];
+    return /\.git\/?$/.test(path4);
+  }
+  return false;
+}
+function parseGitContext(spec, env) {
+  const hash = spec.indexOf("#");
+  let base = hash < 0 ? spec : spec.slice(0, hash);
+  const fragment = hash < 0 ? "" : spec.slice(hash + 1);
+  const result = { url: base };
+  const kanikoForm = spec.startsWith("git://") || fragment.includes("#");
+  if (spec.startsWith("git://")) {
+    const method = env["GIT_PULL_METHOD"] === "http" ? "http" : "https";
+    base = `${method}://${base.slice("git://".length)}`;
+  }
+  if (kanikoForm) {
+    const [ref, commit] = fragment.split("#");
+    if (ref !== void 0 && ref !== "") result.ref = ref;
+    if (commit !== void 0 && commit !== "") result.commit = commit;
+  } else if (fragment !== "") {
+    const colon = fragment.indexOf(":");
+    const ref = colon < 0 ? fragment : fragment.slice(0, colon);
+    const subdir = colon < 0 ? "" : fragment.slice(colon + 1);
+    if (ref !== "") result.ref = ref;
+    if (subdir !== "") result.subdir = subdir;
+  }
+  if (/^https?:\/\//.test(base)) {
+    const url = new URL(base);
+    if (url.username !== "" || url.password !== "") {
+      result.urlCredentials = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+      url.username = "";
+      url.password = "";
+    }
+    base = url.toString();
+  }
+  result.url = base;
+  return result;
+}
+function parseGitOptions(raw) {
+  if (raw === void 0) return {};
+  const known = /* @__PURE__ */ new Set(["branch", "singleBranch", "recurseSubmodules", "insecureSkipTls"]);
+  if (Object.keys(raw).every((k) => known.has(k))) return raw;
+  const out = {};
+  const bool = (key, value) => {
+    if (value === "true") return true;
+    if (value === "false") return false;
+    throw new ContextSourceError("--git", `${key} must be true or false, not ${JSON.stringify(value)}`);
+  };
+  for (const [key, value] of Object.entries(raw)) {
+    switch (key) {
+      case "branch":
+        out.branch = value;
+        break;
+      case "single-branch":
+        out.singleBranch = bool(key, value);
+        break;
+      case "recurse-submodules":
+        out.recurseSubmodules = bool(key, value);
+        break;
+      case "insecure-skip-tls":
+        out.insecureSkipTls = bool(key, value);
+        break;
+      default:
+        throw new ContextSourceError("--git", `unknown option ${JSON.stringify(key)} (known: branch, single-branch, recurse-submodules, insecure-skip-tls)`);
+    }
+  }
+  return out;
+}
+function displayUrl(url) {
+  try {
+    const u = new URL(url);
+    if (u.username !== "" || u.password !== "") {
+      u.username = "***";
+      u.password = "";
+    }
+    if (u.search !== "") u.search = "?\u2026";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+function credentialsFor(spec, env) {
+  const token = env["GIT_TOKEN"] ?? "";
+  if (token !== "") return { username: token, password: "" };
+  const username = env["GIT_USERNAME"] ?? "";
+  const password = env["GIT_PASSWORD"] ?? "";
+  if (username !== "" || password !== "") return { username, password };
+  return spec.urlCredentials ?? null;
+}
+function gitEnvironment(spec, options) {
+  const env = { ...options.env, GIT_TERMINAL_PROMPT: "0" };
+  for (const name of ["GIT_TOKEN", "GIT_USERNAME", "GIT_PASSWORD"]) delete env[name];
+  const secrets = [];
+  let count = Number(env["GIT_CONFIG_COUNT"] ?? "0");
+  if (!Number.isInteger(count) || count < 0) count = 0;
+  const addConfig = (key, value) => {
+    env[`GIT_CONFIG_KEY_${count}`] = key;
+    env[`GIT_CONFIG_VALUE_${count}`] = value;
+    count++;
+    env["GIT_CONFIG_COUNT"] = String(count);
+  };
+  const creds = credentialsFor(spec, options.env);
+  if (creds !== null && /^https?:\/\//.test(spec.url)) {
+    const basic = Buffer.from(`${creds.username}:${creds.password}`).toString("base64");
+    secrets.push(basic, creds.username, creds.password);
+    addConfig(`http.${new URL(spec.url).origin}/.extraHeader`, `Authorization: Basic ${basic}`);
+  }
+  if (options.git.insecureSkipTls === true) env["GIT_SSL_NO_VERIFY"] = "true";
+  return { env, secrets: secrets.filter((s) => s.length >= 4) };
+}
+function scrub(text, secrets) {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join("***");
+  return out;
+}
+async function fetchGitContext(spec, dest, options) {
+  const { env, secrets } = gitEnvironment(spec, options);
+  const shown = displayUrl(spec.url);
+  const git = async (step, args, allowFailure = false) => {
+    const result = await options.runner.run("git", args, { cwd: dest, env });
+    if (result.exitCode === 0) return true;
+    if (allowFailure) return false;
+    throw new GitContextError(shown, step, scrub(result.stderr, secrets));
+  };
+  await git("git init", ["init", "--quiet", "."]);
+  await git("adding the remote", ["remote", "add", "origin", spec.url]);
+  const ref = spec.ref ?? (options.git.branch !== void 0 && options.git.branch !== "" ? options.git.branch : "HEAD");
+  const wanted = spec.commit ?? (SHA.test(ref) ? ref : void 0);
+  const fetch = ["fetch", "--quiet", "--no-tags"];
+  if (wanted !== void 0) {
+    const direct = await git(`fetching ${wanted}`, [...fetch, "--depth", "1", "origin", wanted], true);
+    if (!direct) {
+      const from = spec.commit !== void 0 ? [ref] : [];
+      await git(`fetching ${from[0] ?? "all refs"} to find ${wanted}`, [...fetch, "origin", ...from]);
+    }
+    await git(`checking out ${wanted}`, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", wanted]);
+  } else {
+    await git(`fetching ${ref}`, [...fetch, "--depth", "1", "origin", ref]);
+    await git(`checking out ${ref}`, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "FETCH_HEAD"]);
+  }
+  if (options.git.singleBranch === false) {
+    await git("fetching all branches", [...fetch, "--depth", "1", "origin", "+refs/heads/*:refs/remotes/origin/*"]);
+  }
+  if (options.git.recurseSubmodules === true) {
+    await git("updating submodules", ["submodule", "update", "--init", "--recursive", "--depth", "1"]);
+  }
+  if (spec.subdir === void 0) return dest;
+  return resolveInside(dest, spec.subdir, `${shown} subdirectory`);
+}
+async function resolveInside(root, sub, what) {
+  if (isAbsolute2(sub) || sub.split("/").includes("..")) {
+    throw new ContextSourceError(what, `${JSON.stringify(sub)} must be a relative path inside the context`);
+  }
+  const candidate = join2(root, sub);
+  let real;
+  let realRoot;
+  try {
+    real = await realpath(candidate);
+    realRoot = await realpath(root);
+    if (!(await stat3(real)).isDirectory()) throw new ContextSourceError(what, `${JSON.stringify(sub)} is not a directory`);
+  } catch (err) {
+    if (err instanceof ContextSourceError) throw err;
+    throw new ContextSourceError(what, `${JSON.stringify(sub)} does not exist`, { cause: err });
+  }
+  const rel = relative(realRoot, real);
+  if (rel.startsWith("..") || isAbsolute2(rel)) {
+    throw new ContextSourceError(what, `${JSON.stringify(sub)} leads outside the context`);
+  }
+  return candidate;
+}
+
+// src/context/process.ts
+import { spawn } from "node:child_process";
+var maxOutput = 256 * 1024;
+function createSpawnRunner() {
+  return {
+    run(program2, args, { cwd, env }) {
+      return new Promise((resolve4, reject) => {
+        const child = spawn(program2, [...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+        const out = [];
+        const err = [];
+        let kept = 0;
+        const keep = (into) => (chunk) => {
+          if (kept + chunk.length <= maxOutput) {
+            into.push(chunk);
+            kept += chunk.length;
+          }
+        };
+        child.stdout.on("data", keep(out));
+        child.stderr.on("data", keep(err));
+        child.on("error", reject);
+        child.on("close", (code) => {
+          resolve4({ exitCode: code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") });
+        });
+      });
+    }
+  };
+}
+
+// src/context/tar-source.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { lstat, link, lutimes, mkdir, open, rmdir, symlink, unlink, utimes, chmod } from "node:fs/promises";
+import { join as join3 } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+function detectFormat(head) {
+  if (head.length >= 2 && head[0] === 31 && head[1] === 139) return "gzip";
+  if (head.length >= 4 && head.readUInt32BE(0) === 682962941) return "zstd";
+  if (head.length >= 3 && head.toString("latin1", 0, 3) === "BZh") return "bzip2";
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([253, 55, 122, 88, 90, 0]))) return "xz";
+  if (head.length >= 262 && head.toString("latin1", 257, 262) === "ustar") return "tar";
+  return "unknown";
+}
+async function peekStream(input, n) {
+  const iterator = input[Symbol.asyncIterator]();
+  const chunks = [];
+  let length = 0;
+  let ended = false;
+  while (length < n) {
+    const next = await iterator.next();
+    if (next.done === true) {
+      ended = true;
+      break;
+    }
+    const chunk = typeof next.value === "string" ? Buffer.from(next.value) : next.value;
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  const buffered = Buffer.concat(chunks);
+  async function* replay() {
+    if (buffered.length > 0) yield buffered;
+    if (ended) return;
+    for (; ; ) {
+      const next = await iterator.next();
+      if (next.done === true) return;
+      yield typeof next.value === "string" ? Buffer.from(next.value) : next.value;
+    }
+  }
+  return { head: buffered.subarray(0, Math.min(n, buffered.length)), stream: Readable.from(replay(), { objectMode: false }) };
+}
+async function extractTarStream(input, dest, options) {
+  let peeked;
+  try {
+    peeked = await peekStream(input, 512);
+  } catch (err) {
+    throw new ContextSourceError(options.label, `cannot read the archive: ${describe(err)}`, { cause: err });
+  }
+  const { head, stream } = peeked;
+  const format = detectFormat(head);
+  if (format === "zstd" || format === "bzip2" || format === "xz") {
+    stream.destroy();
+    throw new ContextSourceError(options.label, `${format}-compressed archives are not supported; use a plain tar or tar.gz`);
+  }
+  const extract = import_tar_stream.default.extract();
+  const stages = format === "gzip" ? [createGunzip()] : [];
+  const pumping = pipeline([stream, ...stages, extract]);
+  let pumpError;
+  const pumped = pumping.then(
+    () => void 0,
+    (err) => {
+      pumpError = err;
+    }
+  );
+  const writer = new SafeTarWriter(dest, options);
+  try {
+    for await (const entry of extract) {
+      await writer.write(entry.header, entry);
+    }
+    await writer.finish();
+  } catch (err) {
+    stream.destroy();
+    extract.destroy();
+    await pumped;
+    if (err instanceof UnsafeTarEntryError || err instanceof ContextSourceError) throw err;
+    throw new ContextSourceError(options.label, `not a readable tar archive: ${describe(err)}`, { cause: err });
+  }
+  await pumped;
+  if (pumpError !== void 0) {
+    throw new ContextSourceError(options.label, `not a readable tar archive: ${describe(pumpError)}`, { cause: pumpError });
+  }
+}
+function describe(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+function entrySegments(name) {
+  if (name.startsWith("/")) throw new UnsafeTarEntryError(name, "absolute paths are not allowed in a build context");
+  const segments = name.split("/").filter((s) => s !== "" && s !== ".");
+  if (segments.includes("..")) throw new UnsafeTarEntryError(name, 'a ".." component would leave the build context');
+  return segments;
+}
+async function lstatOrNull(path4) {
+  try {
+    return await lstat(path4);
+  } catch (err) {
+    if (err.code === "ENOENT") return null;
+    throw err;
+  }
+}
+var SafeTarWriter = class {
+  constructor(dest, options) {
+    this.dest = dest;
+    this.options = options;
+  }
+  dest;
+  options;
+  /** Directories (relative) known to be real directories created or checked by this extraction. */
+  realDirs = /* @__PURE__ */ new Set();
+  dirTimes = [];
+  async write(header2, body) {
+    const type = header2.type ?? "file";
+    const segments = entrySegments(header2.name);
+    if (segments.length === 0) {
+      body.resume();
+      return;
+    }
+    const rel = segments.join("/");
+    await this.ensureParents(header2.name, segments);
+    const abs = join3(this.dest, rel);
+    const mode = (header2.mode ?? (type === "directory" ? 493 : 420)) & 4095;
+    const mtime = header2.mtime ?? /* @__PURE__ */ new Date(0);
+    switch (type) {
+      case "directory": {
+        const existing = await lstatOrNull(abs);
+        if (existing !== null && !existing.isDirectory()) {
+          await unlink(abs);
+        }
+        if (existing === null || !existing.isDirectory()) await mkdir(abs);
+        await chmod(abs, mode);
+        this.realDirs.add(rel);
+        this.dirTimes.push({ path: abs, mtime });
+        body.resume();
+        return;
+      }
+      case "file":
+      case "contiguous-file": {
+        await this.clear(header2.name, rel, abs);
+        const handle = await open(abs, "wx", mode);
+        try {
+          for await (const chunk of body) await handle.write(chunk);
+        } finally {
+          await handle.close();
+        }
+        await chmod(abs, mode);
+        await utimes(abs, mtime, mtime);
+        return;
+      }
+      case "symlink": {
+        body.resume();
+        await this.clear(header2.name, rel, abs);
+        await symlink(header2.linkname ?? "", abs);
+        await lutimes(abs, mtime, mtime);
+        return;
+      }
+      case "link": {
+        body.resume();
+        const target = header2.linkname ?? "";
+        if (target.startsWith("/")) throw new UnsafeTarEntryError(header2.name, `hard link to absolute path ${JSON.stringify(target)}`);
+        const targetSegments = target.split("/").filter((s) => s !== "" && s !== ".");
+        if (targetSegments.includes("..") || targetSegments.length === 0) {
+          throw new UnsafeTarEntryError(header2.name, `hard link target ${JSON.stringify(target)} is outside the build context`);
+        }
+        await this.checkParents(header2.name, targetSegments);
+        const targetAbs = join3(this.dest, targetSegments.join("/"));
+        const targetStat = await lstatOrNull(targetAbs);
+        if (targetStat === null || targetStat.isDirectory()) {
+          throw new UnsafeTarEntryError(header2.name, `hard link target ${JSON.stringify(target)} is not a file extracted earlier`);
+        }
+        await this.clear(header2.name, rel, abs);
+        await link(targetAbs, abs);
+        return;
+      }
+      default: {
+        body.resume();
+        this.options.onWarning?.(`${this.options.label}: skipping ${type} entry ${JSON.stringify(header2.name)} (not supported in a build context)`);
+        return;
+      }
+    }
+  }
+  /** Directory modification times last: creating children changed them. */
+  async finish() {
+    for (let i = this.dirTimes.length - 1; i >= 0; i--) {
+      const { path: path4, mtime } = this.dirTimes[i];
+      await utimes(path4, mtime, mtime);
+    }
+  }
+  /** Creates missing parent directories; refuses a parent that is a symlink or not a directory. */
+  async ensureParents(name, segments) {
+    let rel = "";
+    for (let i = 0; i < segments.length - 1; i++) {
+      rel = i === 0 ? segments[0] : rel + "/" + segments[i];
+      if (this.realDirs.has(rel)) continue;
+      const abs = join3(this.dest, rel);
+      const st = await lstatOrNull(abs);
+      if (st === null) {
+        await mkdir(abs, { mode: 493 });
+      } else if (st.isSymbolicLink()) {
+        throw new UnsafeTarEntryError(name, `its parent ${JSON.stringify(rel)} is a symbolic link; writing through it could leave the build context`);
+      } else if (!st.isDirectory()) {
+        throw new UnsafeTarEntryError(name, `its parent ${JSON.stringify(rel)} is not a directory`);
+      }
+      this.realDirs.add(rel);
+    }
+  }
+  /** Like {@link ensureParents} but for a hard link's target: nothing is created. */
+  async checkParents(name, segments) {
+    let rel = "";
+    for (let i = 0; i < segments.length - 1; i++) {
+      rel = i === 0 ? segments[0] : rel + "/" + segments[i];
+      if (this.realDirs.has(rel)) continue;
+      const st = await lstatOrNull(join3(this.dest, rel));
+      if (st === null || !st.isDirectory()) {
+        throw new UnsafeTarEntryError(name, `hard link target passes through ${JSON.stringify(rel)}, which is not a directory`);
+      }
+    }
+  }
+  /** Removes what an entry replaces (as tar does); a non-empty directory is not replaced. */
+  async clear(name, rel, abs) {
+    const st = await lstatOrNull(abs);
+    if (st === null) return;
+    if (st.isDirectory()) {
+      try {
+        await rmdir(abs);
+      } catch (err) {
+        const why = err.code === "ENOTEMPTY" ? "non-empty " : "";
+        throw new UnsafeTarEntryError(name, `it would replace the ${why}directory ${JSON.stringify(rel)} (${describe(err)})`);
+      }
+      this.realDirs.delete(rel);
+      return;
+    }
+    await unlink(abs);
+  }
+};
+
+// src/context/url-source.ts
+var import_undici = __toESM(require_undici(), 1);
+var maxRedirections = 5;
+async function fetchUrlContext(url, dest, options = {}) {
+  const shown = displayUrl(url);
+  const owned = options.dispatcher === void 0 ? new import_undici.Agent() : void 0;
+  const dispatcher = options.dispatcher ?? owned.compose(import_undici.interceptors.redirect({ maxRedirections }));
+  try {
+    let response;
+    try {
+      response = await (0, import_undici.request)(url, { method: "GET", dispatcher, headers: { "user-agent": "kiln", accept: "*/*" } });
+    } catch (err) {
+      throw new ContextFetchError(shown, void 0, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      const text = await response.body.text().catch((err) => `(body unreadable: ${String(err)})`);
+      const snippet = text.trim().slice(0, 200);
+      throw new ContextFetchError(shown, response.statusCode, `server answered HTTP ${response.statusCode}${snippet === "" ? "" : `: ${snippet}`}`);
+    }
+    await extractTarStream(response.body, dest, { label: shown, ...options.onWarning ? { onWarning: options.onWarning } : {} });
+  } finally {
+    await owned?.close();
+  }
+}
+
+// src/context/source.ts
+var UNSUPPORTED_SCHEMES = ["gs://", "s3://"];
+function parseContextSpec(spec, env = {}) {
+  if (spec === "") throw new ContextSpecError(spec, "empty");
+  if (spec === "-") return { kind: "stdin", allowDockerfile: true };
+  if (spec === "tar://stdin") return { kind: "stdin", allowDockerfile: false };
+  if (spec.startsWith("tar://")) {
+    const path4 = spec.slice("tar://".length);
+    if (path4 === "") throw new ContextSpecError(spec, "tar:// needs a path (or tar://stdin)");
+    return { kind: "tar", path: path4 };
+  }
+  if (spec.startsWith("dir://")) {
+    const path4 = spec.slice("dir://".length);
+    if (path4 === "") throw new ContextSpecError(spec, "dir:// needs a path");
+    return { kind: "dir", path: path4 };
+  }
+  if (isGitContext(spec)) return { kind: "git", git: parseGitContext(spec, env) };
+  if (/^https?:\/\//.test(spec)) return { kind: "url", url: spec };
+  for (const scheme of UNSUPPORTED_SCHEMES) {
+    if (spec.startsWith(scheme)) {
+      throw new ContextSpecError(spec, `${scheme} contexts are not supported by kiln; download the archive and use tar://PATH`);
+    }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+    throw new ContextSpecError(spec, "unknown scheme (use a path, dir://, tar://, tar://stdin, -, an http(s) URL or a git URL)");
+  }
+  return { kind: "dir", path: spec };
+}
+async function readAll(stream) {
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
+async function materialize(spec, options, temp) {
+  const cwd = options.cwd ?? process.cwd();
+  switch (spec.kind) {
+    case "dir":
+      return { root: await resolveDirContext(spec.path, cwd), kind: "dir", temp: null };
+    case "tar": {
+      const path4 = resolve3(cwd, spec.path);
+      const dest = await temp();
+      const input = createReadStream(path4);
+      await extractTarStream(input, dest, { label: `tar://${spec.path}`, ...warn(options) });
+      return { root: dest, kind: "tar", temp: dest };
+    }
+    case "stdin": {
+      const stdin = options.stdin ?? process.stdin;
+      const { head, stream } = await peekStream(stdin, 512);
+      const format = detectFormat(head);
+      const dest = await temp();
+      if (format === "unknown") {
+        if (!spec.allowDockerfile) {
+          stream.destroy();
+          throw new ContextSourceError("tar://stdin", "standard input is not a tar or tar.gz archive");
+        }
+        return { root: dest, kind: "stdin", temp: dest, stdinDockerfile: await readAll(stream) };
+      }
+      await extractTarStream(stream, dest, { label: "stdin", ...warn(options) });
+      return { root: dest, kind: "stdin", temp: dest };
+    }
+    case "url": {
+      const dest = await temp();
+      await fetchUrlContext(spec.url, dest, { ...options.dispatcher ? { dispatcher: options.dispatcher } : {}, ...warn(options) });
+      return { root: dest, kind: "url", temp: dest };
+    }
+    case "git": {
+      const dest = await temp();
+      const root = await fetchGitContext(spec.git, dest, {
+        runner: options.runner ?? createSpawnRunner(),
+        env: options.env ?? process.env,
+        git: parseGitOptions(options.git)
+      });
+      return { root, kind: "git", temp: dest };
+    }
+  }
+}
+function warn(options) {
+  return options.onWarning ? { onWarning: options.onWarning } : {};
+}
+async function openBuildContext(options) {
+  const env = options.env ?? process.env;
+  const spec = parseContextSpec(options.context, env);
+  const dockerfileName = options.dockerfile ?? "Dockerfile";
+  if (dockerfileName === "-" && spec.kind === "stdin") {
+    throw new ContextSpecError(options.context, "the context and the Dockerfile cannot both come from standard input");
+  }
+  const temps = [];
+  const temp = async () => {
+    const dir = await mkdtemp(join4(options.tmpDir ?? tmpdir(), "kiln-context-"));
+    temps.push(dir);
+    return dir;
+  };
+  const cleanup = async () => {
+    await Promise.all(temps.map((dir) => rm(dir, { recursive: true, force: true })));
+  };
+  try {
+    const made = await materialize(spec, options, temp);
+    let root = made.root;
+    if (options.contextSubPath !== void 0 && options.contextSubPath !== "") {
+      root = await resolveInside(root, options.contextSubPath, `${describeSpec(spec)} --context-sub-path`);
+    }
+    let dockerfile;
+    if (made.stdinDockerfile !== void 0) {
+      dockerfile = { path: null, contents: made.stdinDockerfile };
+    } else if (dockerfileName === "-") {
+      dockerfile = { path: null, contents: await readAll(options.stdin ?? process.stdin) };
+    } else {
+      const path4 = await locateDockerfile(dockerfileName, root, options.cwd ?? process.cwd(), made.kind !== "dir");
+      dockerfile = { path: path4, contents: await readDockerfile(path4) };
+    }
+    const { matcher, file } = await loadIgnoreFile(root, dockerfile.path);
+    return { root, dockerfile, ignore: matcher, ignoreFile: file, kind: made.kind, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+function describeSpec(spec) {
+  switch (spec.kind) {
+    case "dir":
+    case "tar":
+      return spec.path;
+    case "stdin":
+      return "stdin";
+    case "url":
+      return displayUrl(spec.url);
+    case "git":
+      return displayUrl(spec.git.url);
+  }
+}
+
+// src/context/walk.ts
+import { lstatSync, readdirSync, readlinkSync } from "node:fs";
+var ContextWalkError = class extends Error {
+  constructor(path4, cause) {
+    super(`cannot read build context at ${path4}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.path = path4;
+    this.name = "ContextWalkError";
+  }
+  path;
+};
+function entryType(d) {
+  if (d.isFile()) return "file";
+  if (d.isDirectory()) return "directory";
+  if (d.isSymbolicLink()) return "symlink";
+  return "other";
+}
+async function walkContext(root, ignore, options = {}) {
+  const wantStat = options.stat ?? true;
+  const wantLinks = options.readLinks ?? true;
+  const filtering = !ignore.isEmpty;
+  const kept = [];
+  const emittedDirs = /* @__PURE__ */ new Set();
+  const prefix = root.endsWith("/") ? root : root + "/";
+  const keep = (rel, type) => {
+    if (filtering && ignore.hasExceptions) {
+      for (let slash = rel.indexOf("/"); slash >= 0; slash = rel.indexOf("/", slash + 1)) {
+        const dir = rel.slice(0, slash);
+        if (!emittedDirs.has(dir)) {
+          emittedDirs.add(dir);
+          kept.push(describe2(prefix, dir, "directory", wantStat, wantLinks));
+        }
+      }
+      if (type === "directory") emittedDirs.add(rel);
+    }
+    kept.push(describe2(prefix, rel, type, wantStat, wantLinks));
+  };
+  const stack = [{ rel: "", matches: null }];
+  let sinceYield = 0;
+  while (stack.length > 0) {
+    const dir = stack.pop();
+    if (++sinceYield >= YIELD_EVERY_DIRS) {
+      sinceYield = 0;
+      await yieldToEventLoop();
+    }
+    const abs = dir.rel === "" ? root : prefix + dir.rel;
+    let dirents;
+    try {
+      dirents = readdirSync(abs, { withFileTypes: true });
+    } catch (err) {
+      throw new ContextWalkError(abs, err);
+    }
+    for (const d of dirents) {
+      const rel = dir.rel === "" ? d.name : dir.rel + "/" + d.name;
+      const type = entryType(d);
+      if (type === "directory") {
+        if (!filtering) {
+          keep(rel, type);
+          stack.push({ rel, matches: null });
+          continue;
+        }
+        const { excluded, matches } = ignore.evaluateDirectory(rel, dir.matches);
+        if (!excluded) keep(rel, type);
+        else if (!ignore.mayReincludeBelow(rel)) continue;
+        stack.push({ rel, matches });
+      } else if (!filtering || !ignore.isExcludedBelow(rel, dir.matches)) {
+        keep(rel, type);
+      }
+    }
+  }
+  kept.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+  return kept;
+}
+var YIELD_EVERY_DIRS = 256;
+function yieldToEventLoop() {
+  return new Promise((resolve4) => setImmediate(resolve4));
+}
+function describe2(prefix, rel, type, wantStat, wantLinks) {
+  const entry = { path: rel, type };
+  const abs = prefix + rel;
+  if (wantStat) {
+    let st;
+    try {
+      st = lstatSync(abs);
+    } catch (err) {
+      throw new ContextWalkError(abs, err);
+    }
+    entry.size = type === "file" ? st.size : 0;
+    entry.mode = st.mode;
+    entry.mtimeMs = st.mtimeMs;
+  }
+  if (wantLinks && type === "symlink") {
+    try {
+      entry.linkTarget = readlinkSync(abs);
+    } catch (err) {
+      throw new ContextWalkError(abs, err);
+    }
+  }
+  return entry;
+}
+
+// src/context/copy-sources.ts
+function normalizeCopySource(source) {
+  const cleaned = cleanPath("/" + source);
+  return cleaned === "/" ? "" : cleaned.slice(1);
+}
+function indexOf(entries, path4) {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = lo + hi >>> 1;
+    if (entries[mid].path < path4) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+function selectCopySources(entries, source) {
+  const path4 = normalizeCopySource(source);
+  if (path4 === "") return [{ path: "", type: "directory" }];
+  if (!hasGlobMeta(path4)) {
+    const i = indexOf(entries, path4);
+    const entry = entries[i];
+    return entry !== void 0 && entry.path === path4 ? [entry] : [];
+  }
+  const segments = path4.split("/");
+  const matchers = segments.map((seg) => hasGlobMeta(seg) ? compileGoMatch(seg) : null);
+  const firstGlob = matchers.findIndex((m) => m !== null);
+  const literalPrefix = firstGlob > 0 ? segments.slice(0, firstGlob).join("/") + "/" : "";
+  const out = [];
+  for (let i = literalPrefix === "" ? 0 : indexOf(entries, literalPrefix); i < entries.length; i++) {
+    const entry = entries[i];
+    if (!entry.path.startsWith(literalPrefix)) break;
+    const parts = entry.path.split("/");
+    if (parts.length !== segments.length) continue;
+    let ok = true;
+    for (let s = firstGlob; s < parts.length && ok; s++) {
+      const m = matchers[s];
+      ok = m === null || m === void 0 ? parts[s] === segments[s] : m(parts[s]);
+    }
+    if (ok) out.push(entry);
+  }
+  return out;
+}
+function entriesBelow(entries, dir) {
+  if (dir === "") return [...entries];
+  const prefix = dir + "/";
+  const out = [];
+  for (let i = indexOf(entries, prefix); i < entries.length; i++) {
+    const entry = entries[i];
+    if (!entry.path.startsWith(prefix)) break;
+    out.push(entry);
+  }
+  return out;
+}
+
+// src/dockerfile/plan.ts
+import { posix } from "node:path";
+
+// src/dockerfile/ast.ts
+var DockerfileSyntaxError = class extends Error {
+  constructor(file, line, detail, column) {
+    super(`${file}:${line}${column === void 0 ? "" : `:${column}`}: ${detail}`);
+    this.file = file;
+    this.line = line;
+    this.detail = detail;
+    this.column = column;
+    this.name = "DockerfileSyntaxError";
+  }
+  file;
+  line;
+  detail;
+  column;
+};
+
+// src/dockerfile/args.ts
+var PROXY_ARGS = [
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "FTP_PROXY",
+  "ftp_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "ALL_PROXY",
+  "all_proxy"
+];
+var BuildArgError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "BuildArgError";
+  }
+};
+function resolveBuildArgs(list, env) {
+  const out = {};
+  for (const item of list) {
+    const eq = item.indexOf("=");
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (key === "") throw new BuildArgError(`invalid build-arg "${item}": expected KEY=VALUE or KEY`);
+    if (eq >= 0) {
+      out[key] = item.slice(eq + 1);
+    } else {
+      const v = Object.hasOwn(env, key) ? env[key] : void 0;
+      if (v !== void 0) out[key] = v;
+    }
+  }
+  return out;
+}
 var InvalidPlatformError = class extends Error {
+  constructor(platform) {
+    super(`"${platform}": invalid platform: expected os/arch[/variant] such as linux/amd64`);
+    this.platform = platform;
+    this.name = "InvalidPlatformError";
+  }
+  platform;
+};
+var ARCH_ALIASES = {
+  x86_64: { os: "linux", architecture: "amd64" },
+  "x86-64": { os: "linux", architecture: "amd64" },
+  aarch64: { os: "linux", architecture: "arm64" },
+  armhf: { os: "linux", architecture: "arm", variant: "v7" },
+  armel: { os: "linux", architecture: "arm", variant: "v6" },
+  i386: { os: "linux", architecture: "386" },
+  i686: { os: "linux", architecture: "386" }
+};
+var KNOWN_OS = /* @__PURE__ */ new Set(["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix", "android", "ios", "plan9", "js", "wasip1"]);
+function parsePlatform(text) {
+  const parts = text.trim().toLowerCase().split("/");
+  if (parts.some((p) => p === "" || !/^[a-z0-9_.+-]+$/.test(p)) || parts.length > 3) {
+    throw new InvalidPlatformError(text);
+  }
+  let spec;
+  if (parts.length === 1) {
+    const only = parts[0] ?? "";
+    spec = KNOWN_OS.has(only) ? { os: only, architecture: "amd64" } : { ...ARCH_ALIASES[only] ?? { os: "linux", architecture: only } };
+  } else {
+    const arch = parts[1] ?? "";
+    const alias = ARCH_ALIASES[arch];
+    spec = { os: parts[0] ?? "linux", architecture: alias?.architecture ?? arch };
+    const variant = parts[2] ?? alias?.variant;
+    if (variant !== void 0) spec.variant = variant;
+  }
+  if (spec.architecture === "arm64" && spec.variant === "v8") delete spec.variant;
+  if (spec.architecture === "arm" && spec.variant === void 0) spec.variant = "v7";
+  if (spec.architecture === "arm" && spec.variant === "7") spec.variant = "v7";
+  return spec;
+}
+function formatPlatform(p) {
+  return [p.os, p.architecture, p.variant].filter((x) => x !== void 0 && x !== "").join("/");
+}
+function automaticArgs(target, build, targetStage) {
+  return [
+    ["BUILDPLATFORM", formatPlatform(build)],
+    ["BUILDOS", build.os],
+    ["BUILDARCH", build.architecture],
+    ["BUILDVARIANT", build.variant ?? ""],
+    ["TARGETPLATFORM", formatPlatform(target)],
+    ["TARGETOS", target.os],
+    ["TARGETARCH", target.architecture],
+    ["TARGETVARIANT", target.variant ?? ""],
+    ["TARGETSTAGE", targetStage]
+  ];
+}
+
+// src/dockerfile/flags.ts
+var FlagError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "FlagError";
+  }
+};
+function parseFlags(words, spec) {
+  const values = {};
+  for (const [name, kind] of Object.entries(spec)) {
+    values[name] = kind === "bool" ? false : kind === "string" ? void 0 : [];
+  }
+  const used = /* @__PURE__ */ new Set();
+  for (const word of words) {
+    if (!word.startsWith("--")) throw new FlagError(`arg should start with -- : ${word}`);
+    if (word === "--") break;
+    const body = word.slice(2);
+    const eq = body.indexOf("=");
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    const value = eq >= 0 ? body.slice(eq + 1) : void 0;
+    const kind = Object.hasOwn(spec, name) ? spec[name] : void 0;
+    if (kind === void 0) {
+      const known = Object.keys(spec);
+      const hint = known.length === 0 ? " (this instruction takes no flags)" : ` (expected one of: ${known.map((k) => `--${k}`).join(", ")})`;
+      throw new FlagError(`unknown flag: --${name}${hint}`);
+    }
+    if (used.has(name) && kind !== "strings") throw new FlagError(`duplicate flag specified: --${name}`);
+    used.add(name);
+    switch (kind) {
+      case "bool": {
+        if (value === "") throw new FlagError(`missing a value on flag: --${name}`);
+        const lower = value?.toLowerCase();
+        if (lower === void 0 || lower === "true") values[name] = true;
+        else if (lower === "false") values[name] = false;
+        else throw new FlagError(`expecting boolean value for flag --${name}, not: ${value ?? ""}`);
+        break;
+      }
+      case "string":
+        if (value === void 0) throw new FlagError(`missing a value on flag: --${name}`);
+        values[name] = value;
+        break;
+      case "strings": {
+        if (value === void 0) throw new FlagError(`missing a value on flag: --${name}`);
+        const list = values[name];
+        if (Array.isArray(list)) list.push(value);
+        break;
+      }
+    }
+  }
+  return values;
+}
+
+// src/dockerfile/format.ts
+function quoteJson(args) {
+  return JSON.stringify(args);
+}
+function nodeText(node) {
+  const parts = [node.original.toUpperCase(), ...node.flags];
+  if (node.keyword === "env" || node.keyword === "label") {
+    for (let i = 0; i + 2 < node.args.length + 1; i += 3) {
+      const sep = node.args[i + 2] ?? "=";
+      parts.push(sep === "=" ? `${node.args[i] ?? ""}=${node.args[i + 1] ?? ""}` : `${node.args[i] ?? ""} ${node.args[i + 1] ?? ""}`);
+    }
+  } else if (node.json) {
+    parts.push(quoteJson(node.args));
+  } else {
+    parts.push(...node.args);
+  }
+  let text = parts.filter((p) => p !== "").join(" ");
+  for (const h of node.heredocs) text += `
+${h.content}${h.name}`;
+  return text;
+}
+function cmdText(cmd) {
+  return cmd.form === "exec" ? quoteJson(cmd.args) : cmd.command;
+}
+function kvText(pairs) {
+  return pairs.map((p) => `${p.key}=${/[\s"'\\]/.test(p.value) || p.value === "" ? JSON.stringify(p.value) : p.value}`).join(" ");
+}
+function formatInstruction(i) {
+  switch (i.kind) {
+    case "from":
+      return ["FROM", i.platform === void 0 ? "" : `--platform=${i.platform}`, i.image, i.stageName === void 0 ? "" : `AS ${i.stageName}`].filter(Boolean).join(" ");
+    case "run": {
+      const flags = [
+        ...i.mountSpecs.map((m) => `--mount=${m}`),
+        i.network === void 0 ? "" : `--network=${i.network}`,
+        i.security === void 0 ? "" : `--security=${i.security}`
+      ];
+      return ["RUN", ...flags, cmdText(i.cmd)].filter(Boolean).join(" ");
+    }
+    case "cmd":
+      return `CMD ${cmdText(i.cmd)}`;
+    case "entrypoint":
+      return `ENTRYPOINT ${cmdText(i.cmd)}`;
+    case "shell":
+      return `SHELL ${quoteJson(i.shell)}`;
+    case "label":
+      return `LABEL ${kvText(i.labels)}`;
+    case "env":
+      return `ENV ${kvText(i.pairs)}`;
+    case "maintainer":
+      return `MAINTAINER ${i.maintainer}`;
+    case "expose":
+      return `EXPOSE ${(i.ports === void 0 ? i.words : i.ports.map((p) => `${p.start === p.end ? p.start : `${p.start}-${p.end}`}/${p.protocol}`)).join(" ")}`;
+    case "copy":
+    case "add": {
+      const flags = [];
+      if (i.kind === "copy" && i.from !== void 0) flags.push(`--from=${i.from}`);
+      if (i.chown !== void 0) flags.push(`--chown=${i.chown}`);
+      if (i.chmod !== void 0) flags.push(`--chmod=${i.chmod}`);
+      if (i.link) flags.push("--link");
+      if (i.kind === "copy" && i.parents) flags.push("--parents");
+      for (const e of i.excludes) flags.push(`--exclude=${e}`);
+      if (i.kind === "add") {
+        if (i.checksum !== void 0) flags.push(`--checksum=${i.checksum}`);
+        if (i.keepGitDir) flags.push("--keep-git-dir");
+        if (i.unpack !== void 0) flags.push(`--unpack=${i.unpack}`);
+      }
+      const srcs = [...i.sources, ...i.heredocSources.map((h) => `<<${h.name}`)];
+      const body = i.json ? quoteJson([...i.sources, i.destination]) : [...srcs, i.destination].join(" ");
+      return [i.kind.toUpperCase(), ...flags, body].join(" ");
+    }
+    case "volume":
+      return `VOLUME ${quoteJson(i.volumes)}`;
+    case "user":
+      return `USER ${i.user}`;
+    case "workdir":
+      return `WORKDIR ${i.path}`;
+    case "arg":
+      return `ARG ${i.args.map((a) => a.defaultValue === void 0 ? a.key : `${a.key}=${a.defaultValue}`).join(" ")}`;
+    case "onbuild":
+      return `ONBUILD ${i.expression}`;
+    case "stopsignal":
+      return `STOPSIGNAL ${i.signal}`;
+    case "healthcheck": {
+      if (i.test[0] === "NONE") return "HEALTHCHECK NONE";
+      const flags = [];
+      const dur = (ns) => `${ns / 1e9}s`;
+      if (i.interval !== void 0) flags.push(`--interval=${dur(i.interval)}`);
+      if (i.timeout !== void 0) flags.push(`--timeout=${dur(i.timeout)}`);
+      if (i.startPeriod !== void 0) flags.push(`--start-period=${dur(i.startPeriod)}`);
+      if (i.startInterval !== void 0) flags.push(`--start-interval=${dur(i.startInterval)}`);
+      if (i.retries !== void 0) flags.push(`--retries=${i.retries}`);
+      const cmd = i.test[0] === "CMD" ? quoteJson(i.test.slice(1)) : i.test[1] ?? "";
+      return ["HEALTHCHECK", ...flags, "CMD", cmd].join(" ");
+    }
+  }
+}
+
+// src/dockerfile/unicode.ts
+function isGoSpace(ch) {
+  const cp = ch.codePointAt(0);
+  if (cp === void 0) return false;
+  if (cp <= 255) {
+    return cp === 32 || cp >= 9 && cp <= 13 || cp === 133 || cp === 160;
+  }
+  return cp === 5760 || cp >= 8192 && cp <= 8202 || cp === 8232 || cp === 8233 || cp === 8239 || cp === 8287 || cp === 12288;
+}
+function trimGoSpaceStart(s) {
+  let i = 0;
+  for (const ch of s) {
+    if (!isGoSpace(ch)) break;
+    i += ch.length;
+  }
+  return s.slice(i);
+}
+function trimGoSpace(s) {
+  const start = trimGoSpaceStart(s);
+  let end = start.length;
+  while (end > 0) {
+    const low = start.charCodeAt(end - 1);
+    const width = low >= 56320 && low <= 57343 && end >= 2 ? 2 : 1;
+    if (!isGoSpace(start.slice(end - width, end))) break;
+    end -= width;
+  }
+  return start.slice(0, end);
+}
+
+// src/dockerfile/shell-lexer.ts
+var ShellExpansionError = class extends Error {
+  constructor(word, reason) {
+    super(`failed to process ${JSON.stringify(word)}: ${reason}`);
+    this.word = word;
+    this.reason = reason;
+    this.name = "ShellExpansionError";
+  }
+  word;
+  reason;
+};
+var ExpansionFailure = class extends Error {
+};
+function createShellLexer(escape, options = {}) {
+  const run = (word, env) => {
+    const expansion = new ExpansionRun(word, env, escape, options);
+    try {
+      expansion.process();
+    } catch (err) {
+      if (err instanceof ExpansionFailure) throw new ShellExpansionError(word, err.message);
+      throw err;
+    }
+    return expansion;
+  };
+  return {
+    processWord: (word, env) => run(word, env).result,
+    processWords: (word, env) => run(word, env).words,
+    processWordWithMatches: (word, env) => {
+      const r = run(word, env);
+      return { result: r.result, matched: r.matched, unmatched: r.unmatched };
+    }
+  };
+}
+var EOF = "";
+function runeText(ch) {
+  return ch === EOF ? "\uFFFD" : ch;
+}
+var WordCollector = class {
+  constructor(buf) {
+    this.buf = buf;
+  }
+  buf;
+  words = [];
+  inWord = false;
+  addChar(ch) {
+    if (isGoSpace(ch)) {
+      if (this.inWord && this.buf.text.length !== 0) {
+        this.words.push(this.buf.text);
+        this.buf.text = "";
+        this.inWord = false;
+      }
+    } else {
+      this.addRawChar(ch);
+    }
+  }
+  addRawChar(ch) {
+    this.buf.text += ch;
+    this.inWord = true;
+  }
+  addString(s) {
+    for (const ch of s) this.addChar(ch);
+  }
+  addRawString(s) {
+    this.buf.text += s;
+    this.inWord = true;
+  }
+  finish() {
+    if (this.buf.text.length > 0) {
+      this.words.push(this.buf.text);
+      this.buf.text = "";
+      this.inWord = false;
+    }
+    return this.words;
+  }
+};
+var SPECIAL_PARAMS = /* @__PURE__ */ new Set(["@", "*", "#", "?", "-", "$", "!", "0"]);
+var LETTER = new RegExp("^\\p{L}$", "u");
+var DIGIT = new RegExp("^\\p{Nd}$", "u");
+var ExpansionRun = class {
+  constructor(source, env, escape, options) {
+    this.env = env;
+    this.escape = escape;
+    this.options = options;
+    this.chars = Array.from(source);
+    this.rawEscapes = options.rawEscapes ?? false;
+  }
+  env;
+  escape;
+  options;
+  result = "";
+  words = [];
+  matched = /* @__PURE__ */ new Set();
+  unmatched = /* @__PURE__ */ new Set();
+  chars;
+  pos = 0;
+  rawEscapes;
+  wordBuffer = { text: "" };
+  process() {
+    const [result, words] = this.processStopOn(EOF, this.rawEscapes);
+    this.result = result;
+    this.words = words;
+  }
+  peek() {
+    return this.chars[this.pos] ?? EOF;
+  }
+  next() {
+    const ch = this.chars[this.pos];
+    if (ch === void 0) return EOF;
+    this.pos++;
+    return ch;
+  }
+  lookup(name) {
+    const value = this.env(name);
+    if (value === void 0) this.unmatched.add(name);
+    else this.matched.add(name);
+    return value;
+  }
+  processStopOn(stopChar, rawEscapes) {
+    const saved = this.rawEscapes;
+    this.rawEscapes = rawEscapes;
+    try {
+      return this.scanUntil(stopChar);
+    } finally {
+      this.rawEscapes = saved;
+    }
+  }
+  scanUntil(stopChar) {
+    let result = "";
+    this.wordBuffer.text = "";
+    const words = new WordCollector(this.wordBuffer);
+    const quotesSpecial = !this.options.skipProcessQuotes;
+    while (this.peek() !== EOF) {
+      const ch = this.peek();
+      if (stopChar !== EOF && ch === stopChar) {
+        this.next();
+        return [result, words.finish()];
+      }
+      if (ch === "$") {
+        const tmp = this.processDollar();
+        result += tmp;
+        words.addString(tmp);
+      } else if (quotesSpecial && (ch === "'" || ch === '"')) {
+        const tmp = ch === "'" ? this.processSingleQuote() : this.processDoubleQuote();
+        result += tmp;
+        words.addRawString(tmp);
+      } else {
+        let c = this.next();
+        if (c === this.escape) {
+          if (this.rawEscapes) {
+            words.addRawChar(c);
+            result += c;
+          }
+          c = this.next();
+          if (c === EOF) break;
+          words.addRawChar(c);
+        } else {
+          words.addChar(c);
+        }
+        result += c;
+      }
+    }
+    if (stopChar !== EOF) {
+      throw new ExpansionFailure(`unexpected end of statement while looking for matching ${stopChar}`);
+    }
+    return [result, words.finish()];
+  }
+  processSingleQuote() {
+    let result = "";
+    const open5 = this.next();
+    if (this.options.rawQuotes) result += open5;
+    for (; ; ) {
+      const ch = this.next();
+      if (ch === EOF) throw new ExpansionFailure("unexpected end of statement while looking for matching single-quote");
+      if (ch === "'") {
+        if (this.options.rawQuotes) result += ch;
+        return result;
+      }
+      result += ch;
+    }
+  }
+  processDoubleQuote() {
+    let result = "";
+    const open5 = this.next();
+    if (this.options.rawQuotes) result += open5;
+    for (; ; ) {
+      const peeked = this.peek();
+      if (peeked === EOF) throw new ExpansionFailure("unexpected end of statement while looking for matching double-quote");
+      if (peeked === '"') {
+        const close = this.next();
+        if (this.options.rawQuotes) result += close;
+        return result;
+      }
+      if (peeked === "$") {
+        result += this.processDollar();
+        continue;
+      }
+      let ch = this.next();
+      if (ch === this.escape) {
+        if (this.rawEscapes) result += ch;
+        const after = this.peek();
+        if (after === EOF) continue;
+        if (after === '"' || after === "$" || after === this.escape) ch = this.next();
+      }
+      result += ch;
+    }
+  }
+  processName() {
+    let name = "";
+    while (this.peek() !== EOF) {
+      const ch = this.peek();
+      if (name.length === 0 && DIGIT.test(ch)) {
+        while (this.peek() !== EOF && DIGIT.test(this.peek())) name += this.next();
+        return name;
+      }
+      if (name.length === 0 && SPECIAL_PARAMS.has(ch)) return this.next();
+      if (!LETTER.test(ch) && !DIGIT.test(ch) && ch !== "_") break;
+      name += this.next();
+    }
+    return name;
+  }
+  processDollar() {
+    this.next();
+    if (this.peek() !== "{") {
+      const name2 = this.processName();
+      if (name2 === "") return "$";
+      const value2 = this.lookup(name2);
+      if (value2 === void 0 && this.options.skipUnsetEnv) return `$${name2}`;
+      return value2 ?? "";
+    }
+    this.next();
+    const first = this.peek();
+    if (first === EOF) throw new ExpansionFailure("syntax error: missing '}'");
+    if (first === "{" || first === "}" || first === ":") throw new ExpansionFailure("syntax error: bad substitution");
+    const name = this.processName();
+    let op = this.next();
+    let opText = runeText(op);
+    let nullIsUnset = false;
+    if (op === "}") {
+      const value2 = this.lookup(name);
+      if (value2 === void 0 && this.options.skipUnsetEnv) return `\${${name}}`;
+      return value2 ?? "";
+    }
+    if (op === "/") return this.processReplace(name);
+    if (op === ":") {
+      nullIsUnset = true;
+      op = this.next();
+      opText += runeText(op);
+    } else if (!"+-?#%".includes(op) || op === EOF) {
+      throw new ExpansionFailure(`unsupported modifier (${opText}) in substitution`);
+    }
+    const patternOp = op === "#" || op === "%";
+    if (nullIsUnset && patternOp) throw new ExpansionFailure(`unsupported modifier (${opText}) in substitution`);
+    let word = this.processWordArgument("}", patternOp, "syntax error: missing '}'");
+    const value = this.lookup(name);
+    if (value === void 0 && this.options.skipUnsetEnv) return `\${${name}${opText}${word}}`;
+    const unsetOrNull = value === void 0 || nullIsUnset && value === "";
+    switch (op) {
+      case "-":
+        return unsetOrNull ? word : value ?? "";
+      case "+":
+        return unsetOrNull ? "" : word;
+      case "?":
+        if (value === void 0) throw new ExpansionFailure(`${name}: ${word !== "" ? word : "is not allowed to be unset"}`);
+        if (nullIsUnset && value === "") throw new ExpansionFailure(`${name}: ${word !== "" ? word : "is not allowed to be empty"}`);
+        return value;
+      case "#":
+      case "%": {
+        let greedy = false;
+        if (word.startsWith(op)) {
+          greedy = true;
+          word = word.slice(1);
+        }
+        return op === "%" ? trimSuffix(word, value ?? "", greedy) : trimPrefix(word, value ?? "", greedy);
+      }
+      default:
+        throw new ExpansionFailure(`unsupported modifier (${opText}) in substitution`);
+    }
+  }
+  /** The word after a modifier, up to `stop`; running off the end is reported as `missingMessage`. */
+  processWordArgument(stop, rawEscapes, missingMessage) {
+    try {
+      return this.processStopOn(stop, rawEscapes)[0];
+    } catch (err) {
+      if (err instanceof ExpansionFailure && this.peek() === EOF) throw new ExpansionFailure(missingMessage);
+      throw err;
+    }
+  }
+  processReplace(name) {
+    const replaceAll = this.peek() === "/";
+    if (replaceAll) this.next();
+    const pattern = this.processWordArgument("/", true, "syntax error: missing '/' in ${}");
+    const replacement = this.processWordArgument("}", true, "syntax error: missing '}'");
+    const found = this.lookup(name);
+    if (found === void 0 && this.options.skipUnsetEnv) return `\${${name}/${pattern}/${replacement}}`;
+    const value = found ?? "";
+    const re = compilePattern2(pattern, true, false);
+    return replaceAll ? goReplaceAll(value, re, replacement) : goReplaceFirst(value, re, replacement);
+  }
+};
+function shellPatternToRegexSource(pattern, greedy, anchored, dot = ".") {
+  const chars = Array.from(pattern);
+  let out = anchored ? "^" : "";
+  const star = greedy ? `${dot}*` : `${dot}*?`;
+  for (let i = 0; i < chars.length; i++) {
+    let tok = chars[i];
+    switch (tok) {
+      case "*":
+        out += star;
+        continue;
+      case "?":
+        out += dot;
+        continue;
+      case "\\": {
+        const after = chars[i + 1];
+        if (after === "}" || after === "/") continue;
+        out += "\\";
+        i++;
+        tok = after ?? "";
+        if (tok !== "*" && tok !== "?" && tok !== "\\") {
+          throw new ExpansionFailure(`invalid pattern (${pattern}) in substitution: invalid escape '\\${runeText(tok)}'`);
+        }
+        break;
+      }
+      case "[":
+      case "]":
+      case "{":
+      case "}":
+      case ".":
+      case "+":
+      case "(":
+      case ")":
+      case "|":
+      case "^":
+      case "$":
+        out += "\\";
+        break;
+      default:
+        break;
+    }
+    out += tok;
+  }
+  return out;
+}
+function compilePattern2(pattern, greedy, anchored) {
+  return new RegExp(shellPatternToRegexSource(pattern, greedy, anchored, "[^\\n]"), "u");
+}
+function trimPrefix(pattern, value, greedy) {
+  const m = compilePattern2(pattern, greedy, true).exec(value);
+  return m ? value.slice(m.index + m[0].length) : value;
+}
+function reverseShellPattern(pattern) {
+  const chars = Array.from(pattern);
+  const out = new Array(chars.length);
+  const last = chars.length - 1;
+  for (let i = 0; i <= last; ) {
+    const tok = chars[i];
+    const outIdx = last - i;
+    if (tok === "\\" && i !== last) {
+      out[outIdx - 1] = tok;
+      out[outIdx] = chars[i + 1];
+      i += 2;
+    } else {
+      out[outIdx] = tok;
+      i++;
+    }
+  }
+  return out.join("");
+}
+function reverseString(s) {
+  return Array.from(s).reverse().join("");
+}
+function trimSuffix(pattern, value, greedy) {
+  return reverseString(trimPrefix(reverseShellPattern(pattern), reverseString(value), greedy));
+}
+function goReplaceFirst(value, re, replacement) {
+  const m = re.exec(value);
+  if (!m) return value;
+  return value.slice(0, m.index) + replacement + value.slice(m.index + m[0].length);
+}
+function goReplaceAll(value, re, replacement) {
+  const global2 = new RegExp(re.source, "gu");
+  let out = "";
+  let lastEnd = 0;
+  let prevMatchEnd = -1;
+  let m;
+  while ((m = global2.exec(value)) !== null) {
+    const start = m.index;
+    const end = start + m[0].length;
+    if (m[0].length === 0) {
+      if (start === prevMatchEnd) {
+        global2.lastIndex = advance(value, start);
+        continue;
+      }
+      global2.lastIndex = advance(value, start);
+    }
+    out += value.slice(lastEnd, start) + expandGoTemplate(replacement, m[0]);
+    lastEnd = end;
+    prevMatchEnd = end;
+    if (global2.lastIndex > value.length) break;
+  }
+  return out + value.slice(lastEnd);
+}
+function advance(s, index) {
+  const cp = s.codePointAt(index);
+  return index + (cp !== void 0 && cp > 65535 ? 2 : 1);
+}
+function expandGoTemplate(template, match) {
+  let out = "";
+  for (let i = 0; i < template.length; i++) {
+    const ch = template[i];
+    if (ch !== "$") {
+      out += ch;
+      continue;
+    }
+    if (template[i + 1] === "$") {
+      out += "$";
+      i++;
+      continue;
+    }
+    const braced = template[i + 1] === "{";
+    const rest = template.slice(i + (braced ? 2 : 1));
+    const nameMatch = /^[A-Za-z0-9_]+/.exec(rest);
+    const name = nameMatch?.[0];
+    if (name === void 0 || braced && rest[name.length] !== "}") {
+      out += "$";
+      continue;
+    }
+    if (/^[0-9]+$/.test(name) && Number(name) === 0) out += match;
+    i += (braced ? 2 : 1) + name.length + (braced ? 1 : 0) - 1;
+  }
+  return out;
+}
+
+// src/dockerfile/heredoc.ts
+var HEREDOC_WORD = /^(\d*)<<(-?)([^<]*)$/;
+var BARE_OPERATOR = /^(\d*)<<(-?)$/;
+var noEnv = () => void 0;
+var HeredocSyntaxError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "HeredocSyntaxError";
+  }
+};
+function parseHeredoc(word) {
+  const m = HEREDOC_WORD.exec(word);
+  if (!m) return void 0;
+  const [, fd = "", dash = "", rest = ""] = m;
+  return heredocFromParts(fd, dash, rest);
+}
+function heredocFromParts(fd, dash, rest) {
+  if (rest.length === 0) return void 0;
+  const unquoted = wordsOf(rest, false);
+  if (unquoted.length !== 1) return void 0;
+  const raw = wordsOf(rest, true);
+  if (raw.length !== unquoted.length) {
+    throw new HeredocSyntaxError(`internal lexing of heredoc produced inconsistent results: ${rest}`);
+  }
+  const name = unquoted[0];
+  const expand = countQuotes(name) === countQuotes(raw[0]);
+  return { name, content: "", expand, chomp: dash === "-", fileDescriptor: fd === "" ? 0 : Number(fd) };
+}
+function wordsOf(text, rawQuotes) {
+  const lexer = createShellLexer("\\", { skipUnsetEnv: true, rawQuotes });
+  try {
+    return lexer.processWords(text, noEnv);
+  } catch (err) {
+    if (err instanceof ShellExpansionError) throw new HeredocSyntaxError(err.message);
+    throw err;
+  }
+}
+function countQuotes(s) {
+  let n = 0;
+  for (const ch of s) if (ch === "'" || ch === '"') n++;
+  return n;
+}
+function heredocsFromLine(line) {
+  let words;
+  try {
+    words = createShellLexer("\\", { rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).processWords(line, noEnv);
+  } catch (err) {
+    if (err instanceof ShellExpansionError) return [];
+    throw err;
+  }
+  const docs = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    const following = words[i + 1];
+    const bare = BARE_OPERATOR.exec(word);
+    let doc;
+    if (bare && following !== void 0) {
+      doc = heredocFromParts(bare[1] ?? "", bare[2] ?? "", following);
+      i++;
+    } else {
+      doc = parseHeredoc(word);
+    }
+    if (doc) docs.push(doc);
+  }
+  return docs;
+}
+function chompHeredocContent(content) {
+  return content.replace(/^\t+/gm, "");
+}
+
+// src/dockerfile/instruction-error.ts
+var InstructionError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "InstructionError";
+  }
+};
+
+// src/dockerfile/instruction-values.ts
+var DURATION_UNITS = { ns: 1, us: 1e3, "\xB5s": 1e3, "\u03BCs": 1e3, ms: 1e6, s: 1e9, m: 6e10, h: 36e11 };
+function parseGoDuration(text) {
+  const invalid = () => new InstructionError(`time: invalid duration "${text}"`);
+  let s = text;
+  let sign = 1;
+  if (s.startsWith("-") || s.startsWith("+")) {
+    if (s.startsWith("-")) sign = -1;
+    s = s.slice(1);
+  }
+  if (s === "0") return 0;
+  if (s === "") throw invalid();
+  let total = 0;
+  const part = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)?/;
+  while (s !== "") {
+    const m = part.exec(s);
+    if (m === null || m[0] === "" || (m[1] ?? "") === "" && (m[2] ?? "") === "") throw invalid();
+    if (m[3] === void 0) throw new InstructionError(`time: missing unit in duration "${text}"`);
+    const unit = DURATION_UNITS[m[3]] ?? 1;
+    total += Number(`${m[1] === "" ? "0" : m[1]}.${m[2] ?? "0"}`) * unit;
+    s = s.slice(m[0].length);
+  }
+  return sign * Math.round(total);
+}
+function parseFileMode(text) {
+  if (/^[0-7]+$/.test(text)) {
+    const mode = Number.parseInt(text, 8);
+    if (mode <= 4095) return { kind: "octal", mode };
+  } else if (/^[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+(?:,[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+)*$/.test(text)) {
+    return { kind: "symbolic", expression: text };
+  }
+  throw new InstructionError(`invalid chmod parameter: '${text}'. it should be octal string and between 0 and 07777, or a symbolic mode such as u+x,go=r`);
+}
+function isGitSource(src) {
+  return /^git@|^git:\/\/|^ssh:\/\//.test(src) || /^https?:\/\/[^#]*\.git(?:#|$)/.test(src);
+}
+function validateChecksum(add) {
+  if (add.checksum === void 0) return;
+  if (add.sources.length + add.heredocSources.length !== 1) throw new InstructionError("checksum can't be specified for multiple sources");
+  const digest = /^sha(256:[a-f0-9]{64}|384:[a-f0-9]{96}|512:[a-f0-9]{128})$/.test(add.checksum);
+  const commit = /^[a-f0-9]{40}$|^[a-f0-9]{64}$/.test(add.checksum) && isGitSource(add.sources[0] ?? "");
+  if (!digest && !commit) {
+    throw new InstructionError(`invalid checksum digest format "${add.checksum}" (expected sha256:<64 hex digits>, or a commit id for a git source)`);
+  }
+}
+var SIGNALS = /* @__PURE__ */ new Set([
+  "ABRT",
+  "ALRM",
+  "BUS",
+  "CHLD",
+  "CLD",
+  "CONT",
+  "FPE",
+  "HUP",
+  "ILL",
+  "INT",
+  "IO",
+  "IOT",
+  "KILL",
+  "PIPE",
+  "POLL",
+  "PROF",
+  "PWR",
+  "QUIT",
+  "SEGV",
+  "STKFLT",
+  "STOP",
+  "SYS",
+  "TERM",
+  "TRAP",
+  "TSTP",
+  "TTIN",
+  "TTOU",
+  "URG",
+  "USR1",
+  "USR2",
+  "VTALRM",
+  "WINCH",
+  "XCPU",
+  "XFSZ",
+  "RTMIN",
+  "RTMAX",
+  ...Array.from({ length: 15 }, (_, i) => `RTMIN+${i + 1}`),
+  ...Array.from({ length: 14 }, (_, i) => `RTMAX-${i + 1}`)
+]);
+function validateSignal(signal) {
+  if (/^\d+$/.test(signal)) {
+    if (Number(signal) === 0) throw new InstructionError(`Invalid signal: ${signal}`);
+    return;
+  }
+  const name = signal.toUpperCase().replace(/^SIG/, "");
+  if (!SIGNALS.has(name)) throw new InstructionError(`Invalid signal: ${signal}`);
+}
+function parsePortSpec(word) {
+  const slash = word.indexOf("/");
+  let portPart = slash < 0 ? word : word.slice(0, slash);
+  const protoWritten = slash < 0 || word.slice(slash + 1) === "" ? "tcp" : word.slice(slash + 1);
+  const protocol = protoWritten.toLowerCase();
+  if (protocol !== "tcp" && protocol !== "udp" && protocol !== "sctp") throw new InstructionError(`invalid proto: ${protoWritten}`);
+  let ignoredHostPart;
+  const colon = portPart.lastIndexOf(":");
+  if (colon >= 0) {
+    ignoredHostPart = portPart.slice(0, colon);
+    portPart = portPart.slice(colon + 1);
+  }
+  if (portPart === "") throw new InstructionError(`no port specified: ${word}<empty>`);
+  const m = /^(\d+)(?:-(\d+))?$/.exec(portPart);
+  const start = m === null ? NaN : Number(m[1]);
+  const end = m === null ? NaN : m[2] === void 0 ? start : Number(m[2]);
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start > 65535 || end > 65535 || end < start) {
+    throw new InstructionError(`invalid containerPort: ${portPart} (expected a port 0-65535 or a range such as 8000-8010)`);
+  }
+  const spec = { start, end, protocol };
+  if (ignoredHostPart !== void 0) spec.ignoredHostPart = ignoredHostPart;
+  if (protoWritten !== protocol) spec.protocolAsWritten = protoWritten;
+  return spec;
+}
+
+// src/dockerfile/run-mount.ts
+function splitCsv(text) {
+  const fields = [];
+  let i = 0;
+  while (i <= text.length) {
+    let field = "";
+    if (text[i] === '"') {
+      i++;
+      for (; ; ) {
+        if (i >= text.length) throw new InstructionError(`failed to parse csv mounts: extraneous or missing " in quoted-field: ${text}`);
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        field += text[i];
+        i++;
+      }
+      if (i < text.length && text[i] !== ",") throw new InstructionError(`failed to parse csv mounts: extraneous or missing " in quoted-field: ${text}`);
+    } else {
+      const comma = text.indexOf(",", i);
+      const end = comma < 0 ? text.length : comma;
+      field = text.slice(i, end);
+      if (field.includes('"')) throw new InstructionError(`failed to parse csv mounts: bare " in non-quoted-field: ${text}`);
+      i = end;
+    }
+    fields.push(field);
+    i++;
+  }
+  return fields;
+}
+function mountFrom(spec) {
+  let from;
+  for (const field of splitCsv(spec)) {
+    const eq = field.indexOf("=");
+    if (eq >= 0 && field.slice(0, eq).toLowerCase() === "from") from = field.slice(eq + 1);
+  }
+  return from;
+}
+function rejectVariableMountFrom(spec) {
+  for (const field of splitCsv(spec)) {
+    const eq = field.indexOf("=");
+    if (eq >= 0 && field.slice(0, eq).toLowerCase() === "from" && /\$./.test(field.slice(eq + 1))) {
+      throw new InstructionError("'from' doesn't support variable expansion, define alias stage instead");
+    }
+  }
+}
+var MOUNT_KEYS = ["type", "from", "source", "src", "target", "dst", "destination", "readonly", "ro", "readwrite", "rw", "id", "sharing", "required", "mode", "uid", "gid", "size", "env"];
+function parseBool(key, value) {
+  const v = value.toLowerCase();
+  if (["1", "t", "true"].includes(v)) return true;
+  if (["0", "f", "false"].includes(v)) return false;
+  throw new InstructionError(`invalid value for ${key}: ${value}`);
+}
+function parseUnsigned(key, value, radix) {
+  const ok = radix === 8 ? /^[0-7]+$/.test(value) : /^\d+$/.test(value);
+  const n = ok ? Number.parseInt(value, radix) : NaN;
+  if (!Number.isFinite(n) || n > 4294967295) throw new InstructionError(`invalid value ${value} for ${key}`);
+  return n;
+}
+function parseRamSize(value) {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$/i.exec(value.trim());
+  if (m === null) throw new InstructionError(`invalid value for size: ${value}`);
+  const power = ["", "k", "m", "g", "t", "p"].indexOf((m[2] ?? "").toLowerCase());
+  return Math.floor(Number(m[1]) * 1024 ** power);
+}
+function parseMounts(specs, expandValue) {
+  let sshIndex = 0;
+  return specs.map((spec) => {
+    const mount = parseMount(spec, sshIndex, expandValue);
+    if (mount.type === "ssh") sshIndex++;
+    return mount;
+  });
+}
+function parseMount(spec, sshIndex = 0, expandValue) {
+  const m = { type: "bind", readonly: false };
+  let readonlyExplicit = false;
+  for (const field of splitCsv(spec)) {
+    const eq = field.indexOf("=");
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const rawValue = eq < 0 ? void 0 : field.slice(eq + 1);
+    const value = rawValue === void 0 || expandValue === void 0 || key === "from" ? rawValue : expandValue(rawValue);
+    if (value === void 0) {
+      if (key === "readonly" || key === "ro") {
+        m.readonly = true;
+        readonlyExplicit = true;
+      } else if (key === "readwrite" || key === "rw") {
+        m.readonly = false;
+        readonlyExplicit = true;
+      } else if (key === "required") {
+        if (m.type !== "secret" && m.type !== "ssh") throw new InstructionError(`unexpected key '${key}' for mount type '${m.type}'`);
+        m.required = true;
+      } else {
+        throw new InstructionError(`invalid field '${field}' must be a key=value pair`);
+      }
+      continue;
+    }
+    switch (key) {
+      case "type": {
+        const t = value.toLowerCase();
+        if (t !== "bind" && t !== "cache" && t !== "tmpfs" && t !== "secret" && t !== "ssh") {
+          throw new InstructionError(`unsupported mount type "${value}" (expected bind, cache, tmpfs, secret or ssh)`);
+        }
+        m.type = t;
+        break;
+      }
+      case "from":
+        m.from = value;
+        break;
+      case "source":
+      case "src":
+        m.source = value;
+        break;
+      case "target":
+      case "dst":
+      case "destination":
+        m.target = value;
+        break;
+      case "readonly":
+      case "ro":
+        m.readonly = parseBool(key, value);
+        readonlyExplicit = true;
+        break;
+      case "readwrite":
+      case "rw":
+        m.readonly = !parseBool(key, value);
+        readonlyExplicit = true;
+        break;
+      case "required":
+        if (m.type !== "secret" && m.type !== "ssh") throw new InstructionError(`unexpected key '${key}' for mount type '${m.type}'`);
+        m.required = parseBool(key, value);
+        break;
+      case "size":
+        if (m.type !== "tmpfs") throw new InstructionError(`unexpected key '${key}' for mount type '${m.type}'`);
+        m.size = parseRamSize(value);
+        break;
+      case "id":
+        m.id = value;
+        break;
+      case "sharing": {
+        const s = value.toLowerCase();
+        if (s !== "shared" && s !== "private" && s !== "locked") throw new InstructionError(`unsupported sharing value "${value}" (expected shared, private or locked)`);
+        m.sharing = s;
+        break;
+      }
+      case "mode":
+        m.mode = parseUnsigned("mode", value, 8);
+        break;
+      case "uid":
+        m.uid = parseUnsigned("uid", value, 10);
+        break;
+      case "gid":
+        m.gid = parseUnsigned("gid", value, 10);
+        break;
+      case "env":
+        if (m.type !== "secret") throw new InstructionError(`unexpected key '${key}' for mount type '${m.type}'`);
+        m.env = value;
+        break;
+      default:
+        throw new InstructionError(`unexpected key '${key}' in '${field}' (expected one of: ${MOUNT_KEYS.join(", ")})`);
+    }
+  }
+  return validateMount(m, readonlyExplicit, sshIndex);
+}
+function validateMount(m, readonlyExplicit, sshIndex) {
+  const fileInfoAllowed = m.type === "secret" || m.type === "ssh" || m.type === "cache";
+  if (!fileInfoAllowed) {
+    if (m.mode !== void 0) throw new InstructionError(`mode not allowed for "${m.type}" type mounts`);
+    if (m.uid !== void 0) throw new InstructionError(`uid not allowed for "${m.type}" type mounts`);
+    if (m.gid !== void 0) throw new InstructionError(`gid not allowed for "${m.type}" type mounts`);
+  }
+  if (!readonlyExplicit) m.readonly = !(m.type === "cache" || m.type === "tmpfs");
+  if (m.sharing !== void 0 && m.type !== "cache") throw new InstructionError(`invalid cache sharing set for ${m.type} mount`);
+  switch (m.type) {
+    case "secret": {
+      if (m.from !== void 0) throw new InstructionError("secret mount should not have a from");
+      if (m.source !== void 0 && m.id !== void 0) throw new InstructionError("both source and id can't be set");
+      if (m.source !== void 0) {
+        m.id = m.source;
+        delete m.source;
+      }
+      if (m.id === void 0 && m.target === void 0) throw new InstructionError("invalid secret mount. one of source, target required");
+      m.id ??= baseName(m.target ?? "");
+      if (m.target === void 0 && m.env === void 0) m.target = `/run/secrets/${m.id}`;
+      m.required ??= false;
+      break;
+    }
+    case "ssh":
+      m.id ??= "default";
+      m.target ??= `/run/buildkit/ssh_agent.${sshIndex}`;
+      m.required ??= false;
+      break;
+    case "cache":
+      if (m.target === void 0 || m.target === "") throw new InstructionError("mount type=cache requires a target (target=/path)");
+      m.sharing ??= "shared";
+      m.id ??= m.target;
+      break;
+    case "bind":
+    case "tmpfs":
+      if (m.target === void 0 || m.target === "") throw new InstructionError(`mount type=${m.type} requires a target (target=/path)`);
+      break;
+  }
+  return m;
+}
+function baseName(path4) {
+  const trimmed = path4.replace(/\/+$/, "");
+  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+}
+
+// src/dockerfile/instructions.ts
+var INSTRUCTION_KEYWORDS = [
+  "from",
+  "run",
+  "cmd",
+  "entrypoint",
+  "shell",
+  "label",
+  "maintainer",
+  "expose",
+  "env",
+  "add",
+  "copy",
+  "volume",
+  "user",
+  "workdir",
+  "arg",
+  "onbuild",
+  "stopsignal",
+  "healthcheck"
+];
+function parseInstruction(node, file = "Dockerfile") {
+  try {
+    return typeNode(node);
+  } catch (err) {
+    if (err instanceof InstructionError || err instanceof FlagError) {
+      throw new DockerfileSyntaxError(file, node.range.startLine, err.message);
+    }
+    throw err;
+  }
+}
+function typeNode(node) {
+  const base = { keyword: node.original, location: { ...node.range } };
+  const name = node.keyword.toUpperCase();
+  const args = node.args;
+  switch (node.keyword) {
+    case "from": {
+      const flags = flagsOf(node, { platform: "string" });
+      if (args.length === 3 && args[1]?.toLowerCase() === "as") {
+        const written = args[2] ?? "";
+        const stageName = written.toLowerCase();
+        if (!/^[a-z][a-z0-9-_.]*$/.test(stageName)) {
+          throw new InstructionError(
+            `invalid name for build stage: "${written}", name can't start with a number or contain symbols`
+          );
+        }
+        return { ...base, kind: "from", image: args[0] ?? "", stageName, stageNameAsWritten: written, asKeyword: args[1], ...opt("platform", flags.platform) };
+      }
+      if (args.length !== 1) throw new InstructionError("FROM requires either one or three arguments");
+      return { ...base, kind: "from", image: args[0] ?? "", ...opt("platform", flags.platform) };
+    }
+    case "run": {
+      const flags = flagsOf(node, { mount: "strings", network: "string", security: "string" });
+      const run = {
+        ...base,
+        kind: "run",
+        cmd: commandLine(node),
+        heredocs: node.heredocs.map((h) => ({ name: h.name, content: h.content, chomp: h.chomp, expand: h.expand, fileDescriptor: h.fileDescriptor })),
+        mountSpecs: flags.mount
+      };
+      if (flags.network !== void 0) run.network = parseNetwork(flags.network);
+      if (flags.security !== void 0) run.security = parseSecurity(flags.security);
+      if (flags.mount.some((spec) => /\$./.test(spec))) {
+        for (const spec of flags.mount) rejectVariableMountFrom(spec);
+      } else {
+        run.mounts = parseMounts(flags.mount);
+      }
+      return run;
+    }
+    case "cmd":
+      flagsOf(node, {});
+      return { ...base, kind: "cmd", cmd: commandLine(node) };
+    case "entrypoint":
+      flagsOf(node, {});
+      return { ...base, kind: "entrypoint", cmd: commandLine(node) };
+    case "shell": {
+      flagsOf(node, {});
+      if (!node.json) {
+        if (args.length === 0 || args.length === 1 && args[0] === "") throw new InstructionError("SHELL requires at least one argument");
+        throw new InstructionError("SHELL requires the arguments to be in JSON form");
+      }
+      if (args.length === 0) throw new InstructionError("SHELL requires at least one argument");
+      return { ...base, kind: "shell", shell: [...args] };
+    }
+    case "label":
+      flagsOf(node, {});
+      return { ...base, kind: "label", labels: keyValues(args, "LABEL") };
+    case "env":
+      flagsOf(node, {});
+      return { ...base, kind: "env", pairs: keyValues(args, "ENV") };
+    case "maintainer":
+      flagsOf(node, {});
+      return { ...base, kind: "maintainer", maintainer: exactlyOne(args, "MAINTAINER") };
+    case "expose": {
+      flagsOf(node, {});
+      if (args.length === 0) throw new InstructionError("EXPOSE requires at least one argument");
+      const expose = { ...base, kind: "expose", words: [...args] };
+      if (!args.some(hasVariable)) expose.ports = args.map(parsePortSpec);
+      return expose;
+    }
+    case "copy": {
+      if (args.length < 2) throw new InstructionError(noDestination("COPY"));
+      const flags = flagsOf(node, { from: "string", chown: "string", chmod: "string", link: "bool", parents: "bool", exclude: "strings" });
+      const copy = {
+        ...base,
+        kind: "copy",
+        ...sourcesAndDestination(node, "COPY"),
+        link: flags.link,
+        parents: flags.parents,
+        excludes: flags.exclude,
+        json: node.json,
+        ...opt("from", flags.from),
+        ...opt("chown", flags.chown),
+        ...opt("chmod", flags.chmod)
+      };
+      if (copy.from !== void 0) {
+        if (copy.from === "") throw new InstructionError("COPY --from requires a stage name, a stage index or an image");
+      }
+      if (copy.chmod !== void 0 && !hasVariable(copy.chmod)) copy.mode = parseFileMode(copy.chmod);
+      return copy;
+    }
+    case "add": {
+      if (args.length < 2) throw new InstructionError(noDestination("ADD"));
+      const flags = flagsOf(node, {
+        chown: "string",
+        chmod: "string",
+        link: "bool",
+        "keep-git-dir": "bool",
+        checksum: "string",
+        exclude: "strings",
+        unpack: "bool"
+      });
+      const add = {
+        ...base,
+        kind: "add",
+        ...sourcesAndDestination(node, "ADD"),
+        link: flags.link,
+        keepGitDir: flags["keep-git-dir"],
+        excludes: flags.exclude,
+        json: node.json,
+        ...opt("chown", flags.chown),
+        ...opt("chmod", flags.chmod),
+        ...opt("checksum", flags.checksum)
+      };
+      if (node.flags.some((f) => f === "--unpack" || f.startsWith("--unpack="))) add.unpack = flags.unpack;
+      if (add.chmod !== void 0 && !hasVariable(add.chmod)) add.mode = parseFileMode(add.chmod);
+      if (add.checksum !== void 0 && !hasVariable(add.checksum)) validateChecksum(add);
+      return add;
+    }
+    case "volume": {
+      flagsOf(node, {});
+      if (args.length === 0) throw new InstructionError("VOLUME requires at least one argument");
+      const volumes = args.map((v) => v.trim());
+      if (volumes.some((v) => v === "")) throw new InstructionError("VOLUME specified can not be an empty string");
+      return { ...base, kind: "volume", volumes };
+    }
+    case "user":
+      flagsOf(node, {});
+      return { ...base, kind: "user", user: exactlyOne(args, "USER") };
+    case "workdir":
+      flagsOf(node, {});
+      return { ...base, kind: "workdir", path: exactlyOne(args, "WORKDIR") };
+    case "arg": {
+      flagsOf(node, {});
+      if (args.length === 0) throw new InstructionError("ARG requires at least one argument");
+      return {
+        ...base,
+        kind: "arg",
+        args: args.map((word) => {
+          const eq = word.indexOf("=");
+          if (eq < 0) return { key: word };
+          if (eq === 0) throw new InstructionError("ARG names can not be blank");
+          return { key: word.slice(0, eq), defaultValue: word.slice(eq + 1) };
+        })
+      };
+    }
+    case "onbuild": {
+      flagsOf(node, {});
+      const next = node.next;
+      if (next === void 0) throw new InstructionError("ONBUILD requires at least one argument");
+      const triggerName = next.keyword.toUpperCase();
+      if (triggerName === "ONBUILD") throw new InstructionError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+      if (triggerName === "MAINTAINER" || triggerName === "FROM") throw new InstructionError(`${triggerName} isn't allowed as an ONBUILD trigger`);
+      return { ...base, kind: "onbuild", expression: nodeText(next), trigger: typeNode(next) };
+    }
+    case "stopsignal": {
+      flagsOf(node, {});
+      const signal = exactlyOne(args, "STOPSIGNAL");
+      if (!hasVariable(signal)) validateSignal(signal);
+      return { ...base, kind: "stopsignal", signal };
+    }
+    case "healthcheck":
+      return healthcheck(node, base);
+    default:
+      throw new InstructionError(unknownInstruction(node.original));
+  }
+}
+function unknownInstruction(word) {
+  const upper = word.toUpperCase();
+  let best;
+  let bestDistance = Infinity;
+  for (const k of INSTRUCTION_KEYWORDS) {
+    const d = editDistance(upper, k.toUpperCase());
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = k.toUpperCase();
+    }
+  }
+  const hint = best !== void 0 && bestDistance <= 2 ? ` (did you mean ${best}?)` : "";
+  return `unknown instruction: ${word}${hint}`;
+}
+function editDistance(a, b) {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+function opt(key, value) {
+  return value === void 0 ? {} : { [key]: value };
+}
+function flagsOf(node, spec) {
+  return parseFlags(node.flags, spec);
+}
+function hasVariable(word) {
+  return word.includes("$");
+}
+function exactlyOne(args, name) {
+  if (args.length !== 1) throw new InstructionError(`${name} requires exactly one argument`);
+  return args[0] ?? "";
+}
+function noDestination(name) {
+  return `${name} requires at least two arguments, but only one was provided. Destination could not be determined`;
+}
+function commandLine(node) {
+  if (node.json) return { form: "exec", args: [...node.args] };
+  return { form: "shell", command: node.args.join(" ") };
+}
+function keyValues(args, name) {
+  if (args.length === 0) throw new InstructionError(`${name} requires at least one argument`);
+  if (args.length % 3 !== 0) throw new InstructionError(`Bad input to ${name}, too many arguments`);
+  const pairs = [];
+  for (let i = 0; i < args.length; i += 3) {
+    const key = args[i] ?? "";
+    if (key === "") throw new InstructionError(`${name} names can not be blank`);
+    pairs.push({ key, value: args[i + 1] ?? "", legacy: args[i + 2] !== "=" });
+  }
+  return pairs;
+}
+var HEREDOC_WORD2 = /^(\d*)<<(-?)\s*([^<]*)$/;
+function heredocName(word) {
+  const m = HEREDOC_WORD2.exec(word);
+  if (m === null) return void 0;
+  const raw = m[3] ?? "";
+  const name = raw.replace(/^(["'])(.*)\1$/, "$2").replace(/["']/g, "");
+  return name === "" ? void 0 : name;
+}
+function sourcesAndDestination(node, name) {
+  const destination = node.args[node.args.length - 1] ?? "";
+  const byName = new Map(node.heredocs.map((h) => [h.name, h]));
+  if (!node.json && heredocName(destination) !== void 0 && node.heredocs.length > 0) {
+    throw new InstructionError(`${name} cannot accept a heredoc as a destination`);
+  }
+  const sources = [];
+  const heredocSources = [];
+  for (const src of node.args.slice(0, -1)) {
+    const hd = node.json ? void 0 : heredocName(src);
+    const doc = hd === void 0 ? void 0 : byName.get(hd);
+    if (doc === void 0) {
+      sources.push(src);
+      continue;
+    }
+    heredocSources.push({ name: doc.name, content: doc.chomp ? chompHeredocContent(doc.content) : doc.content, expand: doc.expand });
+  }
+  return { sources, heredocSources, destination };
+}
+function healthcheck(node, base) {
+  const args = node.args;
+  if (args.length === 0) throw new InstructionError("HEALTHCHECK requires at least one argument");
+  const type = (args[0] ?? "").toUpperCase();
+  const rest = args.slice(1);
+  if (type === "NONE") {
+    if (rest.length !== 0 && !(rest.length === 1 && rest[0] === "")) throw new InstructionError("HEALTHCHECK NONE takes no arguments");
+    return { ...base, kind: "healthcheck", test: ["NONE"] };
+  }
+  const flags = flagsOf(node, { interval: "string", timeout: "string", "start-period": "string", "start-interval": "string", retries: "string" });
+  if (type !== "CMD") throw new InstructionError(`Unknown type "${args[0] ?? ""}" in HEALTHCHECK (try CMD)`);
+  const cmd = node.json ? rest : rest.length === 0 || rest.length === 1 && rest[0] === "" ? [] : [rest.join(" ")];
+  if (cmd.length === 0) throw new InstructionError("Missing command after HEALTHCHECK CMD");
+  const hc = { ...base, kind: "healthcheck", test: [node.json ? "CMD" : "CMD-SHELL", ...cmd] };
+  const durations = [
+    ["interval", flags.interval],
+    ["timeout", flags.timeout],
+    ["start-period", flags["start-period"]],
+    ["start-interval", flags["start-interval"]]
+  ];
+  for (const [flag, value] of durations) {
+    if (value === void 0 || value === "") continue;
+    const ns = parseGoDuration(value);
+    if (ns === 0) continue;
+    if (ns < 1e6) throw new InstructionError(`Interval "${flag}" cannot be less than 1ms`);
+    if (flag === "interval") hc.interval = ns;
+    else if (flag === "timeout") hc.timeout = ns;
+    else if (flag === "start-period") hc.startPeriod = ns;
+    else hc.startInterval = ns;
+  }
+  if (flags.retries !== void 0 && flags.retries !== "") {
+    if (!/^[+-]?\d+$/.test(flags.retries)) throw new InstructionError(`strconv.ParseInt: parsing "${flags.retries}": invalid syntax (--retries expects an integer)`);
+    const retries = Number.parseInt(flags.retries, 10);
+    if (retries < 0) throw new InstructionError(`--retries cannot be negative (${retries})`);
+    if (retries > 2147483647) throw new InstructionError(`strconv.ParseInt: parsing "${flags.retries}": value out of range`);
+    hc.retries = retries;
+  }
+  return hc;
+}
+function parseNetwork(value) {
+  if (value === "default" || value === "none" || value === "host") return value;
+  throw new InstructionError(`unsupported network mode "${value}" (expected default, none or host)`);
+}
+function parseSecurity(value) {
+  if (value === "insecure" || value === "sandbox") return value;
+  throw new InstructionError(`unsupported security mode "${value}" (expected insecure or sandbox)`);
+}
+
+// src/dockerfile/checks.ts
+var DOCS = "https://docs.docker.com/go/dockerfile/rule/";
+function ruleUrl(rule) {
+  return DOCS + rule.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2").toLowerCase() + "/";
+}
+function warning(rule, message, line) {
+  return { rule, message, line, url: ruleUrl(rule) };
+}
+function parseCheckDirective(value, file = "Dockerfile", line = 1) {
+  const config = { skipAll: false, skip: [], error: false };
+  const text = (value ?? "").trim();
+  if (text === "") return config;
+  for (const part of text.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) throw new DockerfileSyntaxError(file, line, `failed to parse check options: invalid check option "${part}"`);
+    const key = part.slice(0, eq).trim();
+    const v = part.slice(eq + 1).trim();
+    if (key === "skip") {
+      if (v === "all") config.skipAll = true;
+      else config.skip.push(...v.split(",").map((r) => r.trim()).filter((r) => r !== ""));
+    } else if (key === "error") {
+      const b = v.toLowerCase();
+      if (["1", "t", "true"].includes(b)) config.error = true;
+      else if (["0", "f", "false"].includes(b)) config.error = false;
+      else throw new DockerfileSyntaxError(file, line, `failed to parse check options: failed to parse check option "${part}": expected true or false`);
+    } else {
+      throw new DockerfileSyntaxError(file, line, `failed to parse check options: invalid check option "${key}"`);
+    }
+  }
+  return config;
+}
+function applyCheckConfig(warnings, config) {
+  if (config.skipAll) return [];
+  const skip = new Set(config.skip);
+  return warnings.filter((w) => !skip.has(w.rule)).sort((a, b) => a.line - b.line);
+}
+function checkViolation(warnings, config) {
+  if (!config.error || warnings.length === 0) return void 0;
+  const rules = [...new Set(warnings.map((w) => w.rule))].sort();
+  return `lint violation found for rules: ${rules.join(", ")}`;
+}
+function formatWarning(w, file = "Dockerfile") {
+  return `WARN: ${w.rule}: ${w.message}${w.line > 0 ? ` (${file}:${w.line})` : ""}`;
+}
+var SECRET_NAME = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
+var ALLOWED_NAME = /(?:_|^)(?:public)(?:_|$)/i;
+function looksLikeSecret(name) {
+  return SECRET_NAME.test(name) && !ALLOWED_NAME.test(name);
+}
+function isLower(s) {
+  return s === s.toLowerCase();
+}
+function isUpper(s) {
+  return s === s.toUpperCase();
+}
+function staticChecks(stages) {
+  const out = [];
+  let lower = 0;
+  let upper = 0;
+  for (const stage of stages) {
+    for (const i of stage) {
+      if (isLower(i.keyword)) lower++;
+      else if (isUpper(i.keyword)) upper++;
+    }
+  }
+  const majorityLower = lower > upper;
+  for (const stage of stages) {
+    let cmd;
+    let entrypoint;
+    let healthcheck2;
+    let customShell = false;
+    for (const i of stage) {
+      const line = i.location.startLine;
+      if (majorityLower && !isLower(i.keyword)) {
+        out.push(warning("ConsistentInstructionCasing", `Command '${i.keyword}' should match the case of the command majority (lowercase)`, line));
+      } else if (!majorityLower && !isUpper(i.keyword)) {
+        out.push(warning("ConsistentInstructionCasing", `Command '${i.keyword}' should match the case of the command majority (uppercase)`, line));
+      }
+      switch (i.kind) {
+        case "from":
+          if (i.stageNameAsWritten !== void 0 && !isLower(i.stageNameAsWritten)) {
+            out.push(warning("StageNameCasing", `Stage name '${i.stageNameAsWritten}' should be lowercase`, line));
+          }
+          if (i.asKeyword !== void 0 && !(isUpper(i.keyword) && isUpper(i.asKeyword) || isLower(i.keyword) && isLower(i.asKeyword))) {
+            out.push(warning("FromAsCasing", `'${i.asKeyword}' and '${i.keyword}' keywords' casing do not match`, line));
+          }
+          if (i.platform === "$TARGETPLATFORM" || i.platform === "${TARGETPLATFORM}") {
+            out.push(warning("RedundantTargetPlatform", `Setting platform to predefined ${i.platform} in FROM is redundant as this is the default behavior`, line));
+          }
+          if (i.stageName === "scratch" || i.stageName === "context") {
+            out.push(warning("ReservedStageName", `Stage name should not use the same name as reserved stage "${i.stageName}"`, line));
+          }
+          break;
+        case "maintainer":
+          out.push(warning("MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label", line));
+          break;
+        case "env":
+        case "label": {
+          const name = i.keyword;
+          const pairs = i.kind === "env" ? i.pairs : i.labels;
+          if (pairs.some((p) => p.legacy)) {
+            out.push(warning("LegacyKeyValueFormat", `"${name} key=value" should be used instead of legacy "${name} key value" format`, line));
+          }
+          if (i.kind === "env") {
+            for (const p of i.pairs) if (looksLikeSecret(p.key)) out.push(secretWarning("ENV", p.key, line));
+          }
+          break;
+        }
+        case "arg":
+          for (const a of i.args) if (looksLikeSecret(a.key)) out.push(secretWarning("ARG", a.key, line));
+          break;
+        case "shell":
+          customShell = true;
+          break;
+        case "cmd":
+        case "entrypoint": {
+          if (i.cmd.form === "shell" && !customShell && i.cmd.command !== "") {
+            out.push(warning("JSONArgsRecommended", `JSON arguments recommended for ${i.keyword} to prevent unintended behavior related to OS signals`, line));
+          }
+          const previous = i.kind === "cmd" ? cmd : entrypoint;
+          if (previous !== void 0) out.push(multiple(previous, i.keyword));
+          if (i.kind === "cmd") cmd = i;
+          else entrypoint = i;
+          break;
+        }
+        case "healthcheck":
+          if (healthcheck2 !== void 0) out.push(multiple(healthcheck2, i.keyword));
+          healthcheck2 = i;
+          break;
+        case "expose":
+          for (const w of i.words) {
+            if (w.includes("$")) continue;
+            const [port = "", proto] = w.split("/");
+            if (proto !== void 0 && proto !== proto.toLowerCase()) {
+              out.push(warning("ExposeProtoCasing", `Defined protocol '${w}' in EXPOSE instruction should be lowercase`, line));
+            }
+            if (port.includes(":")) {
+              out.push(warning("ExposeInvalidFormat", `EXPOSE instruction should not define an IP address or host-port mapping, found '${w}'`, line));
+            }
+          }
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return out;
+}
+function secretWarning(instruction, key, line) {
+  return warning("SecretsUsedInArgOrEnv", `Do not use ARG or ENV instructions for sensitive data (${instruction} ${JSON.stringify(key)})`, line);
+}
+function multiple(i, keyword) {
+  return warning(
+    "MultipleInstructionsDisallowed",
+    `Multiple ${keyword} instructions should not be used in the same stage because only the last one will be used`,
+    i.location.startLine
+  );
+}
+function suggestName(name, options) {
+  let best;
+  let bestDistance = Infinity;
+  for (const o of options) {
+    if (o === name) continue;
+    const d = editDistance(name.toLowerCase(), o.toLowerCase());
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = o;
+    }
+  }
+  if (best === void 0) return void 0;
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  return bestDistance <= limit ? best : void 0;
+}
+function undefinedVarWarning(name, line, known) {
+  const match = suggestName(name, known);
+  return warning("UndefinedVar", `Usage of undefined variable '$${name}'${match === void 0 ? "" : ` (did you mean $${match}?)`}`, line);
+}
+function undefinedArgInFromWarning(name, line, known) {
+  const match = suggestName(name, known);
+  return warning("UndefinedArgInFrom", `FROM argument '${name}' is not declared${match === void 0 ? "" : ` (did you mean ${match}?)`}`, line);
+}
+
+// src/dockerfile/expand.ts
+var EXPANDING_KINDS = /* @__PURE__ */ new Set([
+  "add",
+  "copy",
+  "env",
+  "expose",
+  "label",
+  "stopsignal",
+  "user",
+  "volume",
+  "workdir",
+  "run"
+]);
+function createExpander(escape) {
+  return { escape, lexer: createShellLexer(escape), rawLexer: createShellLexer("\\", { skipProcessQuotes: true }) };
+}
+function expandInstruction(instruction, env, expander, file = "Dockerfile") {
+  if (!EXPANDING_KINDS.has(instruction.kind)) return { instruction, matched: [], unmatched: [] };
+  const matched = /* @__PURE__ */ new Set();
+  const unmatched = /* @__PURE__ */ new Set();
+  const word = (w) => {
+    const r = expander.lexer.processWordWithMatches(w, env);
+    for (const n of r.matched) matched.add(n);
+    for (const n of r.unmatched) unmatched.add(n);
+    return r.result;
+  };
+  const words = (w) => {
+    const r = expander.lexer.processWordWithMatches(w, env);
+    for (const n of r.matched) matched.add(n);
+    for (const n of r.unmatched) unmatched.add(n);
+    return expander.lexer.processWords(w, env);
+  };
+  const raw = (w) => {
+    const r = expander.rawLexer.processWordWithMatches(w, env);
+    for (const n of r.matched) matched.add(n);
+    for (const n of r.unmatched) unmatched.add(n);
+    return r.result;
+  };
+  try {
+    const out = expandTyped(instruction, word, words, raw);
+    for (const n of matched) unmatched.delete(n);
+    return { instruction: out, matched: [...matched].sort(), unmatched: [...unmatched].sort() };
+  } catch (err) {
+    if (err instanceof ShellExpansionError || err instanceof InstructionError) {
+      throw new DockerfileSyntaxError(file, instruction.location.startLine, err.message);
+    }
+    throw err;
+  }
+}
+function expandTyped(i, word, words, raw) {
+  switch (i.kind) {
+    case "copy":
+    case "add": {
+      const out = {
+        ...i,
+        sources: i.sources.map(word),
+        destination: word(i.destination),
+        excludes: i.excludes.map(word),
+        heredocSources: i.heredocSources.map((h) => h.expand ? { ...h, content: raw(h.content) } : h)
+      };
+      if (i.chown !== void 0) out.chown = word(i.chown);
+      if (i.chmod !== void 0) {
+        out.chmod = word(i.chmod);
+        out.mode = parseFileMode(out.chmod);
+      }
+      if (out.kind === "add" && out.checksum !== void 0) {
+        out.checksum = word(out.checksum);
+        validateChecksum(out);
+      }
+      return out;
+    }
+    case "env": {
+      const pairs = i.pairs.map((p) => ({ ...p, key: word(p.key), value: word(p.value) }));
+      if (pairs.some((p) => p.key === "")) throw new InstructionError("ENV names can not be blank");
+      return { ...i, pairs };
+    }
+    case "label":
+      return { ...i, labels: i.labels.map((p) => ({ ...p, key: word(p.key), value: word(p.value) })) };
+    case "expose": {
+      const expanded = i.words.flatMap(words);
+      return { ...i, words: expanded, ports: expanded.map(parsePortSpec) };
+    }
+    case "stopsignal": {
+      const signal = word(i.signal);
+      validateSignal(signal);
+      return { ...i, signal };
+    }
+    case "user":
+      return { ...i, user: word(i.user) };
+    case "workdir":
+      return { ...i, path: word(i.path) };
+    case "volume": {
+      const volumes = i.volumes.map(word);
+      if (volumes.some((v) => v === "")) throw new InstructionError("VOLUME specified can not be an empty string");
+      return { ...i, volumes };
+    }
+    case "run":
+      if (i.mountSpecs.length === 0) return i;
+      return { ...i, mounts: parseMounts(i.mountSpecs, word) };
+    default:
+      return i;
+  }
+}
+
+// src/dockerfile/directives.ts
+var DIRECTIVE = /^([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*$/;
+var KNOWN = /* @__PURE__ */ new Set(["syntax", "escape", "check"]);
+var DirectiveError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "DirectiveError";
+  }
+};
+var DirectiveParser = class {
+  constructor(commentPrefix = "#", startLine = 0) {
+    this.commentPrefix = commentPrefix;
+    this.line = startLine;
+  }
+  commentPrefix;
+  line;
+  done = false;
+  seen = /* @__PURE__ */ new Set();
+  /** Returns the directive on this line, if any; throws DirectiveError for a repeated one. */
+  parseLine(text) {
+    this.line++;
+    if (this.done) return void 0;
+    if (!text.startsWith(this.commentPrefix)) {
+      this.done = true;
+      return void 0;
+    }
+    const m = DIRECTIVE.exec(trimGoSpaceStart(text.slice(this.commentPrefix.length)));
+    const name = m?.[1]?.toLowerCase();
+    if (!m || name === void 0 || !KNOWN.has(name)) {
+      this.done = true;
+      return void 0;
+    }
+    if (this.seen.has(name)) throw new DirectiveError(`only one ${name} parser directive can be used`);
+    this.seen.add(name);
+    return { name, value: m[2] ?? "", range: { startLine: this.line, endLine: this.line } };
+  }
+  parseAll(text) {
+    const out = [];
+    for (const line of text.split("\n")) {
+      if (this.done) break;
+      const d = this.parseLine(line.replace(/\r$/, ""));
+      if (d) out.push(d);
+    }
+    return out;
+  }
+};
+
+// src/dockerfile/json-args.ts
+var NotStringArrayError = class extends Error {
+  constructor() {
+    super("when using JSON array syntax, arrays must be comprised of strings only");
+    this.name = "NotStringArrayError";
+  }
+};
+function parseJsonArray(rest) {
+  const trimmed = rest.replace(/^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u, "");
+  if (!trimmed.startsWith("[")) return void 0;
+  let parsed;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch (err) {
+    if (err instanceof SyntaxError) return void 0;
+    throw err;
+  }
+  if (!Array.isArray(parsed)) return void 0;
+  const values = [];
+  for (const item of parsed) {
+    if (typeof item !== "string") throw new NotStringArrayError();
+    values.push(item);
+  }
+  return values;
+}
+
+// src/dockerfile/line-parsers.ts
+var ARG_WHITESPACE = /[\t\v\f\r ]+/;
+var ArgumentSyntaxError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ArgumentSyntaxError";
+  }
+};
+function splitWhitespace(rest) {
+  if (rest === "") return [];
+  return rest.split(ARG_WHITESPACE);
+}
+function parseWords(rest, escape) {
+  const words = [];
+  const chars = Array.from(rest);
+  let word = "";
+  let inWord = false;
+  let quote = "";
+  let blankOk = false;
+  for (let i = 0; i < chars.length; i++) {
+    let ch = chars[i];
+    if (!inWord && quote === "") {
+      if (isGoSpace(ch)) continue;
+      inWord = true;
+    }
+    if (quote === "") {
+      if (isGoSpace(ch)) {
+        if (blankOk || word.length > 0) words.push(word);
+        word = "";
+        blankOk = false;
+        inWord = false;
+        continue;
+      }
+      if (ch === "'" || ch === '"') {
+        quote = ch;
+        blankOk = true;
+        word += ch;
+        continue;
+      }
+      if (ch === escape) {
+        if (i + 1 === chars.length) continue;
+        word += ch;
+        i++;
+        ch = chars[i];
+      }
+      word += ch;
+      continue;
+    }
+    if (ch === quote) {
+      quote = "";
+      word += ch;
+      continue;
+    }
+    if (ch === escape && quote !== "'") {
+      if (i + 1 === chars.length) {
+        quote = "";
+        continue;
+      }
+      word += ch;
+      i++;
+      ch = chars[i];
+    }
+    word += ch;
+  }
+  if (inWord || quote !== "") {
+    if (blankOk || word.length > 0) words.push(word);
+  }
+  return words;
+}
+function parseNameVal(rest, keyword, escape) {
+  const words = parseWords(rest, escape);
+  if (words.length === 0) return [];
+  if (!words[0].includes("=")) {
+    const m = ARG_WHITESPACE.exec(rest);
+    if (!m) throw new ArgumentSyntaxError(`${keyword} must have two arguments`);
+    return [rest.slice(0, m.index), rest.slice(m.index + m[0].length), ""];
+  }
+  const chain = [];
+  for (const word of words) {
+    const eq = word.indexOf("=");
+    if (eq < 0) {
+      throw new ArgumentSyntaxError(
+        `Syntax error - can't find = in ${JSON.stringify(word)}. Must be of the form: name=value`
+      );
+    }
+    chain.push(word.slice(0, eq), word.slice(eq + 1), "=");
+  }
+  return chain;
+}
+function parseMaybeJson(rest) {
+  if (rest === "") return { args: [], json: false };
+  const json = parseJsonArray(rest);
+  if (json !== void 0) return { args: json, json: true };
+  return { args: [rest], json: false };
+}
+function parseMaybeJsonToList(rest) {
+  if (rest === "") return { args: [], json: false };
+  const json = parseJsonArray(rest);
+  if (json !== void 0) return { args: json, json: true };
+  return { args: splitWhitespace(rest), json: false };
+}
+function parseHealthcheck(rest) {
+  const chars = Array.from(rest);
+  let sep = 0;
+  while (sep < chars.length && !isGoSpace(chars[sep])) sep++;
+  if (sep === 0) return { args: [], json: false };
+  const type = chars.slice(0, sep).join("");
+  const command = parseMaybeJson(trimGoSpaceStart(chars.slice(sep).join("")));
+  return { args: [type, ...command.args], json: command.json };
+}
+function splitCommand(line) {
+  const trimmed = trimGoSpace(line);
+  const m = ARG_WHITESPACE.exec(trimmed);
+  if (!m) return { keyword: trimmed, flags: [], rest: "" };
+  const keyword = trimmed.slice(0, m.index);
+  const { flags, rest } = extractBuilderFlags(trimmed.slice(m.index + m[0].length));
+  return { keyword, flags, rest: trimGoSpace(rest) };
+}
+function extractBuilderFlags(line) {
+  const chars = Array.from(line);
+  const flags = [];
+  let offset = 0;
+  let i = 0;
+  const restAt = () => line.slice(offset);
+  for (; ; ) {
+    while (i < chars.length && isGoSpace(chars[i])) offset += chars[i++].length;
+    if (i >= chars.length) return { flags, rest: "" };
+    if (chars[i] !== "-" || chars[i + 1] !== "-") return { flags, rest: restAt() };
+    let word = "";
+    let quote = "";
+    let blankOk = false;
+    for (; ; ) {
+      if (i >= chars.length) {
+        if (word !== "--" && (blankOk || word.length > 0)) flags.push(word);
+        return { flags, rest: "" };
+      }
+      let ch = chars[i];
+      if (quote === "") {
+        if (isGoSpace(ch)) {
+          if (word === "--") return { flags, rest: restAt() };
+          if (blankOk || word.length > 0) flags.push(word);
+          break;
+        }
+        if (ch === "'" || ch === '"') {
+          quote = ch;
+          blankOk = true;
+        } else {
+          if (ch === "\\") {
+            if (i + 1 === chars.length) {
+              offset += ch.length;
+              i++;
+              continue;
+            }
+            offset += ch.length;
+            i++;
+            ch = chars[i];
+          }
+          word += ch;
+        }
+      } else if (ch === quote) {
+        quote = "";
+      } else {
+        if (ch === "\\") {
+          if (i + 1 === chars.length) {
+            quote = "";
+            offset += ch.length;
+            i++;
+            continue;
+          }
+          offset += ch.length;
+          i++;
+          ch = chars[i];
+        }
+        word += ch;
+      }
+      offset += ch.length;
+      i++;
+    }
+  }
+}
+
+// src/dockerfile/parser.ts
+var MAX_LINE_BYTES = 65535;
+var HEREDOC_KEYWORDS = /* @__PURE__ */ new Set(["add", "copy", "run"]);
+var LineReader = class {
+  index = 0;
+  tooLongAt;
+  lines;
+  constructor(text) {
+    const parts = text.split("\n");
+    this.lines = parts.map((part, i) => ({ text: part, newline: i < parts.length - 1 }));
+    const last = this.lines[this.lines.length - 1];
+    if (last !== void 0 && last.text === "" && !last.newline) this.lines.pop();
+  }
+  next() {
+    if (this.tooLongAt !== void 0) return void 0;
+    const line = this.lines[this.index];
+    if (line === void 0) return void 0;
+    if (line.text.length > MAX_LINE_BYTES / 3 && Buffer.byteLength(line.text, "utf8") > MAX_LINE_BYTES) {
+      this.tooLongAt = this.index + 1;
+      return void 0;
+    }
+    this.index++;
+    return line;
+  }
+};
+function trimNewline(s) {
+  return s.replace(/[\r\n]+$/, "");
+}
+function isComment(s) {
+  return trimGoSpaceStart(s).startsWith("#");
+}
+function continuationPattern(escape) {
+  const e = escape === "\\" ? "\\\\" : "`";
+  return new RegExp(`([^${e}])${e}[ \\t]*$|^${e}[ \\t]*$`);
+}
+function trimContinuation(line, pattern) {
+  if (!pattern.test(line)) return { line, done: true };
+  return { line: line.replace(pattern, (_m, before) => before ?? ""), done: false };
+}
+var ParseState = class {
+  directives = { escape: "\\" };
+  continuation = continuationPattern("\\");
+  directiveParser = new DirectiveParser();
+  /** BuildKit's processLine: trims the newline (and leading blanks of a first line), checks for a directive, drops comments. */
+  processLine(raw, stripLeft) {
+    let token = trimNewline(raw);
+    if (stripLeft) token = trimGoSpaceStart(token);
+    const directive = this.directiveParser.parseLine(token);
+    if (directive) {
+      if (directive.name === "escape") {
+        if (directive.value !== "\\" && directive.value !== "`") {
+          throw new DirectiveError(`invalid escape token '${directive.value}' does not match \` or \\`);
+        }
+        this.directives.escape = directive.value;
+        this.continuation = continuationPattern(directive.value);
+      } else {
+        this.directives[directive.name] = directive.value;
+      }
+    }
+    return isComment(token) ? "" : token;
+  }
+};
+function parseDockerfile(text, file = "Dockerfile") {
+  const state = new ParseState();
+  const reader = new LineReader(text);
+  const instructions = [];
+  const warnings = [];
+  let currentLine = 0;
+  const at = (line, step) => {
+    try {
+      return step();
+    } catch (err) {
+      if (err instanceof DirectiveError || err instanceof ArgumentSyntaxError || err instanceof NotStringArrayError || err instanceof HeredocSyntaxError) {
+        throw new DockerfileSyntaxError(file, line, err.message);
+      }
+      throw err;
+    }
+  };
+  for (let physical = reader.next(); physical !== void 0; physical = reader.next()) {
+    let raw = physical.text;
+    if (currentLine === 0 && raw.startsWith("\uFEFF")) raw = raw.slice(1);
+    const first = at(currentLine + 1, () => state.processLine(raw, true));
+    currentLine++;
+    const startLine = currentLine;
+    let { line, done } = trimContinuation(first, state.continuation);
+    if (done && line === "") continue;
+    let emptyContinuation = false;
+    while (!done) {
+      const next = reader.next();
+      if (next === void 0) break;
+      const processed = at(currentLine + 1, () => state.processLine(next.text, false));
+      currentLine++;
+      if (isComment(next.text)) continue;
+      if (trimGoSpaceStart(trimNewline(processed)) === "") {
+        emptyContinuation = true;
+        continue;
+      }
+      const trimmed = trimContinuation(processed, state.continuation);
+      line += trimmed.line;
+      done = trimmed.done;
+    }
+    if (emptyContinuation) {
+      warnings.push({
+        message: `Empty continuation line found in: ${line}`,
+        range: { startLine: currentLine, endLine: currentLine }
+      });
+    }
+    const node = at(startLine, () => nodeFromLine(line, state.directives.escape, { startLine, endLine: startLine }));
+    if (canContainHeredoc(node) && line.includes("<<")) {
+      for (const doc of at(startLine, () => heredocsFromLine(line))) {
+        const consumed = readHeredocBody(reader, doc);
+        currentLine += Math.abs(consumed);
+        if (consumed < 0) {
+          throw new DockerfileSyntaxError(
+            file,
+            startLine,
+            `unterminated heredoc ${doc.name} (expected a line "${doc.name}" before the end of the file)`
+          );
+        }
+        node.heredocs.push(doc);
+      }
+    }
+    setRange(node, { startLine, endLine: currentLine });
+    instructions.push(node);
+  }
+  if (instructions.length === 0) {
+    throw new DockerfileSyntaxError(file, Math.max(currentLine, 1), "file with no instructions");
+  }
+  if (reader.tooLongAt !== void 0) {
+    throw new DockerfileSyntaxError(file, reader.tooLongAt, `dockerfile line greater than max allowed size of ${MAX_LINE_BYTES}`);
+  }
+  return { directives: state.directives, instructions, warnings };
+}
+function readHeredocBody(reader, doc) {
+  let consumed = 0;
+  for (let body = reader.next(); body !== void 0; body = reader.next()) {
+    consumed++;
+    let candidate = trimNewline(body.text);
+    if (doc.chomp) candidate = candidate.replace(/^\t+/, "");
+    if (candidate === doc.name) return consumed;
+    doc.content += body.text + (body.newline ? "\n" : "");
+  }
+  return -consumed;
+}
+function setRange(node, range) {
+  node.range = range;
+  if (node.next) setRange(node.next, range);
+}
+function canContainHeredoc(node) {
+  const target = node.keyword === "onbuild" && node.next ? node.next : node;
+  return HEREDOC_KEYWORDS.has(target.keyword) && !target.json;
+}
+function nodeFromLine(line, escape, range) {
+  const { keyword: original, flags, rest } = splitCommand(line);
+  const keyword = original.toLowerCase();
+  const node = { keyword, original, flags, args: [], json: false, heredocs: [], range, text: line };
+  let parsed;
+  switch (keyword) {
+    case "add":
+    case "copy":
+    case "volume":
+      parsed = parseMaybeJsonToList(rest);
+      break;
+    case "run":
+    case "cmd":
+    case "entrypoint":
+    case "shell":
+      parsed = parseMaybeJson(rest);
+      break;
+    case "from":
+    case "expose":
+      parsed = { args: splitWhitespace(rest), json: false };
+      break;
+    case "env":
+    case "label":
+      parsed = { args: parseNameVal(rest, keyword.toUpperCase(), escape), json: false };
+      break;
+    case "arg":
+      parsed = { args: parseWords(rest, escape), json: false };
+      break;
+    case "healthcheck":
+      parsed = parseHealthcheck(rest);
+      break;
+    case "maintainer":
+    case "user":
+    case "workdir":
+    case "stopsignal":
+      parsed = { args: rest === "" ? [] : [rest], json: false };
+      break;
+    case "onbuild":
+      if (rest !== "") node.next = nodeFromLine(rest, escape, range);
+      parsed = { args: [], json: false };
+      break;
+    default:
+      parsed = { args: [""], json: false };
+      break;
+  }
+  node.args = parsed.args;
+  node.json = parsed.json;
+  return node;
+}
+
+// src/dockerfile/stages.ts
+function lookupByName(sources, name, before) {
+  const wanted = name.toLowerCase();
+  for (let i = Math.min(before, sources.length) - 1; i >= 0; i--) {
+    if (sources[i]?.name === wanted) return i;
+  }
+  return void 0;
+}
+function stageReference(sources, value, file, line) {
+  if (/^[+-]?\d+$/.test(value)) {
+    const index = Number(value);
+    if (index < 0 || index >= sources.length) throw new DockerfileSyntaxError(file, line, `invalid stage index ${index}`);
+    return index;
+  }
+  return lookupByName(sources, value, sources.length);
+}
+function buildStageGraph(sources, file = "Dockerfile") {
+  const seen = /* @__PURE__ */ new Map();
+  for (const s of sources) {
+    if (s.name === void 0) continue;
+    if (seen.has(s.name)) {
+      throw new DockerfileSyntaxError(file, s.line, `duplicate stage name "${s.name}", stage names should be unique (first defined on line ${sources[seen.get(s.name) ?? 0]?.line ?? 0})`);
+    }
+    seen.set(s.name, sources.indexOf(s));
+  }
+  const nodes = sources.map((s, index) => {
+    const dependsOn = [];
+    const images = [];
+    let base;
+    const parent = lookupByName(sources, s.baseName, index);
+    if (parent !== void 0) {
+      base = { kind: "stage", index: parent };
+      dependsOn.push({ stage: parent, via: "from", line: s.line });
+    } else if (s.baseName.toLowerCase() === "scratch") {
+      base = { kind: "scratch" };
+    } else {
+      base = { kind: "image", ref: s.baseName };
+    }
+    const refs = [
+      ...s.copyFrom.map((r) => ({ ...r, via: "copy" })),
+      ...s.mountFrom.map((r) => ({ ...r, via: "mount" }))
+    ];
+    for (const ref of refs) {
+      const stage = stageReference(sources, ref.value, file, ref.line);
+      if (stage === void 0) images.push({ ref: ref.value, via: ref.via, line: ref.line });
+      else dependsOn.push({ stage, via: ref.via, line: ref.line });
+    }
+    const node = { index, displayName: s.name ?? `stage-${index}`, line: s.line, base, dependsOn, images };
+    if (s.name !== void 0) node.name = s.name;
+    return node;
+  });
+  checkCycles(nodes, file);
+  return nodes;
+}
+function checkCycles(nodes, file) {
+  const state = /* @__PURE__ */ new Map();
+  const visit = (i) => {
+    const mark = state.get(i);
+    if (mark === "done") return;
+    const node = nodes[i];
+    if (node === void 0) return;
+    if (mark === "visiting") throw new DockerfileSyntaxError(file, node.line, `circular dependency detected on stage: ${node.displayName}`);
+    state.set(i, "visiting");
+    for (const d of node.dependsOn) visit(d.stage);
+    state.set(i, "done");
+  };
+  for (const n of nodes) visit(n.index);
+}
+function selectStages(nodes, options, file = "Dockerfile") {
+  if (nodes.length === 0) throw new DockerfileSyntaxError(file, 1, "dockerfile contains no stages to build");
+  let target = nodes.length - 1;
+  if (options.target !== void 0 && options.target !== "") {
+    const wanted = options.target.toLowerCase();
+    const found = [...nodes].reverse().find((n) => n.name === wanted);
+    if (found === void 0) {
+      const names = nodes.flatMap((n) => n.name === void 0 ? [] : [n.name]);
+      const list = names.length === 0 ? "the Dockerfile names no stages (use FROM image AS name)" : `stages: ${names.join(", ")}`;
+      throw new TargetNotFoundError(options.target, names, `target stage "${options.target}" could not be found (${list})`);
+    }
+    target = found.index;
+  }
+  const needed = /* @__PURE__ */ new Set();
+  const walk = (i) => {
+    if (needed.has(i)) return;
+    needed.add(i);
+    for (const d of nodes[i]?.dependsOn ?? []) walk(d.stage);
+  };
+  walk(target);
+  const order = nodes.filter((n) => options.skipUnusedStages ? needed.has(n.index) : n.index <= target).map((n) => n.index);
+  for (const i of order) {
+    const node = nodes[i];
+    if (node === void 0) continue;
+    for (const d of node.dependsOn) {
+      if (d.stage < i) continue;
+      const other = nodes[d.stage]?.displayName ?? String(d.stage);
+      const what = d.via === "mount" ? "mount from" : "copy from";
+      throw new DockerfileSyntaxError(file, d.line, `cannot ${what} stage "${other}", it needs to be defined before current stage "${node.displayName}"`);
+    }
+  }
+  const inOrder = new Set(order);
+  const level = /* @__PURE__ */ new Map();
+  for (const i of order) {
+    let l = 0;
+    for (const d of nodes[i]?.dependsOn ?? []) if (inOrder.has(d.stage)) l = Math.max(l, (level.get(d.stage) ?? 0) + 1);
+    level.set(i, l);
+  }
+  const parallelGroups = [];
+  for (const i of order) {
+    const l = level.get(i) ?? 0;
+    (parallelGroups[l] ??= []).push(i);
+  }
+  return { target, order, skipped: nodes.filter((n) => !inOrder.has(n.index)).map((n) => n.index), parallelGroups };
+}
+var TargetNotFoundError = class extends Error {
+  constructor(target, stages, message) {
+    super(message);
+    this.target = target;
+    this.stages = stages;
+    this.name = "TargetNotFoundError";
+  }
+  target;
+  stages;
+};
+
+// src/dockerfile/plan.ts
+var DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+var OrderedEnv = class {
+  map = /* @__PURE__ */ new Map();
+  constructor(entries = []) {
+    for (const [k, v] of entries) this.map.set(k, v);
+  }
+  get(k) {
+    return this.map.get(k);
+  }
+  set(k, v) {
+    this.map.set(k, v);
+  }
+  has(k) {
+    return this.map.has(k);
+  }
+  keys() {
+    return [...this.map.keys()];
+  }
+  entries() {
+    return [...this.map.entries()];
+  }
+  lines() {
+    return this.entries().map(([k, v]) => `${k}=${v}`);
+  }
+};
+function parseEnvLines(lines) {
+  return lines.map((l) => {
+    const eq = l.indexOf("=");
+    return eq < 0 ? [l, ""] : [l.slice(0, eq), l.slice(eq + 1)];
+  });
+}
+function typeAll(dockerfile, file) {
+  const meta = [];
+  const stages = [];
+  for (const node of dockerfile.instructions) {
+    const i = parseInstruction(node, file);
+    if (i.kind === "from") {
+      stages.push({ from: i, body: [] });
+      continue;
+    }
+    const current = stages[stages.length - 1];
+    if (current === void 0) {
+      if (i.kind === "arg") {
+        meta.push(i);
+        continue;
+      }
+      throw new DockerfileSyntaxError(file, node.range.startLine, `no build stage in current context: ${node.original.toUpperCase()} must come after a FROM (only ARG may precede the first FROM)`);
+    }
+    current.body.push(i);
+  }
+  if (stages.length === 0) throw new DockerfileSyntaxError(file, dockerfile.instructions[0]?.range.startLine ?? 1, "dockerfile contains no stages to build (add a FROM instruction)");
+  return { meta, stages };
+}
+function wrapLexerError(file, line, fn) {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ShellExpansionError) throw new DockerfileSyntaxError(file, line, err.message);
+    throw err;
+  }
+}
+function planBuild(dockerfile, options) {
+  const file = options.file;
+  const givenArgs = isArgList(options.buildArgs) ? resolveBuildArgs(options.buildArgs, options.env ?? {}) : options.buildArgs;
+  const expander = createExpander(dockerfile.directives.escape);
+  const checkConfig = parseCheckDirective(dockerfile.directives.check, file);
+  const { meta, stages } = typeAll(dockerfile, file);
+  const warnings = staticChecks(stages.map((s) => [s.from, ...s.body]));
+  for (const w of dockerfile.warnings) warnings.push(warning("NoEmptyContinuation", "Empty continuation line", w.range.startLine));
+  const targetName = options.target !== void 0 && options.target !== "" ? options.target.toLowerCase() : stages[stages.length - 1]?.from.stageName ?? "";
+  const global2 = new OrderedEnv(automaticArgs(options.platform, options.buildPlatform, targetName));
+  const declared = /* @__PURE__ */ new Set();
+  for (const arg of meta) {
+    for (const a of arg.args) {
+      declared.add(a.key);
+      const given = Object.hasOwn(givenArgs, a.key) ? givenArgs[a.key] : void 0;
+      let value = given;
+      if (value === void 0 && a.defaultValue !== void 0) {
+        const d = a.defaultValue;
+        value = wrapLexerError(file, arg.location.startLine, () => expander.lexer.processWord(d, (k) => global2.get(k)));
+      }
+      if (value !== void 0) global2.set(a.key, value);
+    }
+  }
+  const globalLookup = (k) => global2.get(k);
+  const sources = stages.map((s) => {
+    const line = s.from.location.startLine;
+    const match = wrapMatches(file, line, () => expander.lexer.processWordWithMatches(s.from.image, globalLookup));
+    for (const name of match.unmatched) if (!declared.has(name)) warnings.push(undefinedArgInFromWarning(name, line, global2.keys()));
+    if (match.result === "") throw new DockerfileSyntaxError(file, line, `base name (${s.from.image}) should not be blank`);
+    const copyFrom = [];
+    const mountFrom2 = [];
+    for (const i of s.body) {
+      if (i.kind === "copy" && i.from !== void 0) {
+        const raw = i.from;
+        const value = wrapLexerError(file, i.location.startLine, () => expander.lexer.processWord(raw, globalLookup));
+        if (value === "") throw new DockerfileSyntaxError(file, i.location.startLine, `COPY --from=${raw} is empty after expanding the global ARGs (only ARGs before the first FROM apply to --from)`);
+        copyFrom.push({ value, line: i.location.startLine });
+      }
+      if (i.kind === "run") {
+        for (const spec of i.mountSpecs) {
+          const from = mountFrom(spec);
+          if (from !== void 0 && from !== "") mountFrom2.push({ value: from, line: i.location.startLine });
+        }
+      }
+    }
+    const source = { baseName: match.result, line, copyFrom, mountFrom: mountFrom2 };
+    if (s.from.stageName !== void 0) source.name = s.from.stageName;
+    return source;
+  });
+  const nodes = buildStageGraph(sources, file);
+  const selection = selectStages(nodes, options.target === void 0 ? { skipUnusedStages: options.skipUnusedStages } : { target: options.target, skipUnusedStages: options.skipUnusedStages }, file);
+  const plannedStages = nodes.map((node, index) => {
+    const s = stages[index];
+    const source = sources[index];
+    const planned = {
+      index,
+      displayName: node.displayName,
+      line: node.line,
+      baseName: source.baseName,
+      base: node.base,
+      dependsOn: node.dependsOn,
+      images: node.images,
+      skipped: !selection.order.includes(index),
+      envComplete: false,
+      fromText: "",
+      instructions: s.body.map((i) => ({ line: i.location.startLine, endLine: i.location.endLine, instruction: i, text: formatInstruction(i) }))
+    };
+    if (node.name !== void 0) planned.name = node.name;
+    if (s.from.platform !== void 0) {
+      const raw = s.from.platform;
+      const text = wrapLexerError(file, node.line, () => expander.lexer.processWord(raw, globalLookup));
+      if (text === "") throw new DockerfileSyntaxError(file, node.line, `empty platform value from expression ${raw}`);
+      try {
+        planned.platform = formatPlatform(parsePlatform(text));
+      } catch (err) {
+        if (err instanceof InvalidPlatformError) throw new DockerfileSyntaxError(file, node.line, `failed to parse platform ${raw}: ${err.message}`);
+        throw err;
+      }
+    }
+    planned.fromText = ["FROM", planned.platform === void 0 ? "" : `--platform=${planned.platform}`, planned.baseName, node.name === void 0 ? "" : `AS ${node.name}`].filter((x) => x !== "").join(" ");
+    return planned;
+  });
+  const buildArgs2 = { ...givenArgs };
+  const proxyEnv = {};
+  for (const k of PROXY_ARGS) if (Object.hasOwn(buildArgs2, k)) proxyEnv[k] = buildArgs2[k];
+  const plan = {
+    file,
+    escape: dockerfile.directives.escape,
+    platform: formatPlatform(options.platform),
+    buildPlatform: formatPlatform(options.buildPlatform),
+    target: selection.target,
+    globalArgs: Object.fromEntries(global2.entries()),
+    buildArgs: buildArgs2,
+    proxyEnv,
+    stages: plannedStages,
+    order: selection.order,
+    parallelGroups: selection.parallelGroups,
+    skipped: selection.skipped,
+    warnings: []
+  };
+  const states = /* @__PURE__ */ new Map();
+  for (const index of selection.order) {
+    const stage = plannedStages[index];
+    const parentIndex = stage.base.kind === "stage" ? stage.base.index : void 0;
+    const parentState = parentIndex === void 0 ? void 0 : states.get(parentIndex);
+    const complete = stage.base.kind === "scratch" || parentIndex !== void 0 && (plannedStages[parentIndex]?.envComplete ?? false);
+    const resolved = resolveStage(plan, index, parentState === void 0 ? { baseImageEnv: [] } : { baseImageEnv: [], parent: parentState }, expander);
+    states.set(index, resolved.state);
+    stage.envComplete = complete;
+    stage.instructions = resolved.instructions.map((r) => {
+      const p = {
+        line: r.line,
+        endLine: r.instruction.location.endLine,
+        instruction: findRaw(stage, r),
+        expanded: r.instruction,
+        text: r.text
+      };
+      if (r.argValues !== void 0) p.argValues = r.argValues;
+      if (r.fromOnbuild === true) p.fromOnbuild = true;
+      return p;
+    });
+    for (const i of resolved.instructions) if (i.instruction.kind === "arg") for (const a of i.instruction.args) declared.add(a.key);
+    warnings.push(...resolved.warnings.filter((w) => complete || w.rule !== "UndefinedVar"));
+  }
+  const unused = Object.keys(buildArgs2).filter((k) => !declared.has(k) && !PROXY_ARGS.includes(k)).sort();
+  if (unused.length > 0) {
+    warnings.push({ rule: "UnusedBuildArgs", message: `One or more build-args [${unused.join(" ")}] were not consumed`, line: 0 });
+  }
+  plan.warnings = applyCheckConfig(warnings, checkConfig);
+  const violation = checkViolation(plan.warnings, checkConfig);
+  if (violation !== void 0) {
+    const first = plan.warnings.find((w) => w.line > 0)?.line ?? 1;
+    throw new DockerfileSyntaxError(file, first, violation);
+  }
+  return plan;
+}
+function isArgList(v) {
+  return Array.isArray(v);
+}
+function findRaw(stage, r) {
+  if (r.fromOnbuild === true) return r.instruction;
+  return stage.instructions.find((p) => p.instruction.location.startLine === r.line && p.instruction.kind === r.instruction.kind)?.instruction ?? r.instruction;
+}
+function resolveStage(plan, stageIndex, input, expander = createExpander(plan.escape)) {
+  const stage = plan.stages[stageIndex];
+  if (stage === void 0) throw new RangeError(`no stage ${stageIndex} in the plan`);
+  const file = plan.file;
+  let env;
+  let configEnv;
+  let args;
+  let workdir = "/";
+  let workdirSet = input.parent?.workdirSet ?? false;
+  if (input.parent !== void 0) {
+    env = new OrderedEnv(input.parent.env);
+    configEnv = new OrderedEnv(input.parent.configEnv);
+    args = input.parent.args.map((a) => ({ ...a }));
+    workdir = input.parent.workdir;
+  } else {
+    if (input.baseImageWorkdir !== void 0 && input.baseImageWorkdir !== "") workdir = posix.resolve("/", input.baseImageWorkdir);
+    configEnv = new OrderedEnv(parseEnvLines(input.baseImageEnv));
+    if (!configEnv.has("PATH")) configEnv.set("PATH", DEFAULT_PATH);
+    env = new OrderedEnv(configEnv.entries());
+    args = [];
+  }
+  const warnings = [];
+  const out = [];
+  const lookup = (k) => env.get(k);
+  const triggers = [];
+  if (stage.base.kind === "stage") {
+    const parent = plan.stages[stage.base.index];
+    for (const p of parent?.instructions ?? []) {
+      if (p.instruction.kind === "onbuild" && p.fromOnbuild !== true) triggers.push({ instruction: p.instruction.trigger, onbuild: true });
+    }
+  } else {
+    for (const t of input.baseOnbuild ?? []) triggers.push({ instruction: t, onbuild: true });
+  }
+  for (const p of stage.instructions) if (p.fromOnbuild !== true) triggers.push({ instruction: p.instruction, onbuild: false });
+  const reportUnmatched = (names, line) => {
+    const declaredArgs = new Set(args.map((a) => a.key));
+    for (const n of names) if (!declaredArgs.has(n)) warnings.push(undefinedVarWarning(n, line, env.keys()));
+  };
+  for (const { instruction, onbuild } of triggers) {
+    const line = instruction.location.startLine;
+    if (instruction.kind === "arg") {
+      const values = {};
+      for (const a of instruction.args) {
+        const given = Object.hasOwn(plan.buildArgs, a.key) ? plan.buildArgs[a.key] : void 0;
+        let value;
+        if (given !== void 0) {
+          value = given;
+        } else if (a.defaultValue !== void 0) {
+          const d = a.defaultValue;
+          const m = wrapMatches(file, line, () => expander.lexer.processWordWithMatches(d, lookup));
+          reportUnmatched([...m.unmatched], line);
+          value = m.result;
+        } else if (Object.hasOwn(plan.globalArgs, a.key)) {
+          value = plan.globalArgs[a.key];
+        }
+        const existing = args.find((x) => x.key === a.key);
+        if (value !== void 0) {
+          env.set(a.key, value);
+          if (existing !== void 0) existing.value = value;
+          else args.push({ key: a.key, value });
+        } else if (existing === void 0) {
+          args.push({ key: a.key, value: null });
+        }
+        values[a.key] = value ?? existing?.value ?? null;
+      }
+      const text = `ARG ${Object.entries(values).map(([k, v]) => v === null ? k : `${k}=${v}`).join(" ")}`;
+      const r2 = { line, instruction, text, argValues: values, workdir };
+      if (onbuild) r2.fromOnbuild = true;
+      out.push(r2);
+      continue;
+    }
+    const expansion = expandInstruction(instruction, lookup, expander, file);
+    reportUnmatched(expansion.unmatched, line);
+    let expanded = expansion.instruction;
+    if (expanded.kind === "workdir") {
+      if (!workdirSet && !expanded.path.startsWith("/")) {
+        warnings.push(warning("WorkdirRelativePath", `Relative workdir ${JSON.stringify(expanded.path)} can have unexpected results if the base image changes`, line));
+      }
+      workdirSet = true;
+      workdir = posix.resolve(workdir, expanded.path);
+      expanded = { ...expanded, path: workdir };
+    }
+    const r = { line, instruction: expanded, text: formatInstruction(expanded), workdir };
+    if (onbuild) r.fromOnbuild = true;
+    if (expanded.kind === "env") {
+      for (const p of expanded.pairs) {
+        env.set(p.key, p.value);
+        configEnv.set(p.key, p.value);
+      }
+    } else if (expanded.kind === "run") {
+      r.runEnv = env.lines();
+      const seen = /* @__PURE__ */ new Map();
+      for (const a of args) seen.set(a.key, env.get(a.key) ?? a.value ?? "");
+      r.historyArgs = [...seen].map(([k, v]) => `${k}=${v}`);
+    }
+    out.push(r);
+  }
+  return { instructions: out, state: { env: env.entries(), configEnv: configEnv.entries(), args, workdir, workdirSet }, warnings };
+}
+function wrapMatches(file, line, fn) {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ShellExpansionError) throw new DockerfileSyntaxError(file, line, err.message);
+    throw err;
+  }
+}
+function formatPlanText(plan) {
+  const out = [];
+  const target = plan.stages[plan.target];
+  out.push(`# ${plan.file}: target ${target?.displayName ?? "?"} (stage ${plan.target}), platform ${plan.platform}, build platform ${plan.buildPlatform}`);
+  const groupOf = /* @__PURE__ */ new Map();
+  plan.parallelGroups.forEach((g, n) => g.forEach((i) => groupOf.set(i, n + 1)));
+  const describe3 = (stage, status) => {
+    const deps = stage.dependsOn.map((d) => plan.stages[d.stage]?.displayName ?? String(d.stage));
+    const note = [status, deps.length > 0 ? `needs ${[...new Set(deps)].join(", ")}` : "", !stage.skipped && !stage.envComplete ? "base image ENV applied at build time" : ""].filter((x) => x !== "").join("; ");
+    out.push(`stage ${stage.index} ${stage.displayName} (${note})`);
+    out.push(`  ${String(stage.line).padStart(4)}: ${stage.fromText}`);
+    for (const i of stage.instructions) {
+      const text = i.text.replace(/\n/g, "\\n");
+      out.push(`  ${i.fromOnbuild === true ? "ONBUILD" : String(i.line).padStart(4)}: ${text}`);
+    }
+  };
+  for (const i of plan.order) {
+    const stage = plan.stages[i];
+    if (stage !== void 0) describe3(stage, `group ${groupOf.get(i) ?? 0}`);
+  }
+  for (const i of plan.skipped) {
+    const stage = plan.stages[i];
+    if (stage !== void 0) describe3(stage, "SKIPPED: not needed by the target");
+  }
+  for (const w of plan.warnings) out.push(formatWarning(w, plan.file));
+  return `${out.join("\n")}
+`;
+}
+
+// src/image/platform.ts
+var InvalidPlatformError2 = class extends Error {
   constructor(platform, reason) {
     super(`invalid platform "${platform}": ${reason}`);
     this.platform = platform;
@@ -32595,7 +36546,7 @@ var InvalidPlatformError = class extends Error {
 var NoMatchingPlatformError = class extends Error {
   constructor(wanted, offered) {
     super(
-      `no image for platform ${formatPlatform(wanted)} in the index; it offers: ${offered.length > 0 ? offered.map(formatPlatform).join(", ") : "(no platforms)"}`
+      `no image for platform ${formatPlatform2(wanted)} in the index; it offers: ${offered.length > 0 ? offered.map(formatPlatform2).join(", ") : "(no platforms)"}`
     );
     this.wanted = wanted;
     this.offered = offered;
@@ -32605,18 +36556,18 @@ var NoMatchingPlatformError = class extends Error {
   offered;
 };
 var componentPattern = /^[A-Za-z0-9_.-]+$/;
-function parsePlatform(text) {
+function parsePlatform2(text) {
   const parts = text.trim().split("/");
   if (parts.length < 2 || parts.length > 3) {
-    throw new InvalidPlatformError(text, "expected os/arch or os/arch/variant");
+    throw new InvalidPlatformError2(text, "expected os/arch or os/arch/variant");
   }
   for (const part of parts) {
-    if (!componentPattern.test(part)) throw new InvalidPlatformError(text, `"${part}" is not a valid platform component`);
+    if (!componentPattern.test(part)) throw new InvalidPlatformError2(text, `"${part}" is not a valid platform component`);
   }
   const [os, architecture, variant] = parts;
   return normalizePlatform({ os, architecture, ...variant !== void 0 ? { variant } : {} });
 }
-function formatPlatform(platform) {
+function formatPlatform2(platform) {
   const variant = platform.variant !== void 0 && platform.variant !== "" ? `/${platform.variant}` : "";
   return `${platform.os}/${platform.architecture}${variant}`;
 }
@@ -32734,6 +36685,82 @@ function selectManifest(index, wanted) {
     normalizePlatform(wanted),
     candidates.map((descriptor) => descriptor.platform).filter((p) => p.os !== "unknown")
   );
+}
+
+// src/build/prepare.ts
+function buildPlatform() {
+  return parsePlatform(`${hostPlatform().os}/${hostPlatform().architecture}`);
+}
+async function prepareBuild(options, deps) {
+  const context = await openBuildContext({
+    context: options.context,
+    dockerfile: options.dockerfile,
+    git: options.git,
+    env: deps.env,
+    onWarning: deps.warn,
+    ...options.contextSubPath === void 0 ? {} : { contextSubPath: options.contextSubPath },
+    ...deps.stdin === void 0 ? {} : { stdin: deps.stdin }
+  });
+  try {
+    const dockerfileName = context.dockerfile.path === null ? "stdin" : options.dockerfile;
+    const dockerfile = parseDockerfile(context.dockerfile.contents, dockerfileName);
+    for (const warning2 of dockerfile.warnings) deps.warn(`${dockerfileName}:${warning2.range.startLine}: warning: ${warning2.message}`);
+    const host2 = buildPlatform();
+    const platform = options.customPlatform === void 0 ? host2 : parsePlatform(options.customPlatform);
+    const plan = planBuild(dockerfile, {
+      file: dockerfileName,
+      buildArgs: options.buildArgs,
+      env: deps.env,
+      platform,
+      buildPlatform: host2,
+      skipUnusedStages: options.skipUnusedStages,
+      ...options.target === void 0 ? {} : { target: options.target }
+    });
+    for (const warning2 of plan.warnings) deps.warn(formatWarning(warning2, dockerfileName));
+    return { context, plan, dockerfileName, platform };
+  } catch (error) {
+    await context.cleanup();
+    throw error;
+  }
+}
+
+// src/build/dry-run.ts
+var listedPerSource = 20;
+async function dryRun(options, deps) {
+  const prepared = await prepareBuild(options, deps);
+  try {
+    deps.stdout.write(formatPlanText(prepared.plan));
+    const entries = await walkContext(prepared.context.root, prepared.context.ignore);
+    deps.stdout.write(describeContextSources(prepared.plan, entries));
+  } finally {
+    await prepared.context.cleanup();
+  }
+}
+function describeContextSources(plan, entries) {
+  const lines = [];
+  for (const index of plan.order) {
+    for (const planned of plan.stages[index]?.instructions ?? []) {
+      const instruction = planned.expanded ?? planned.instruction;
+      if (instruction.kind !== "copy" && instruction.kind !== "add") continue;
+      if (instruction.kind === "copy" && instruction.from !== void 0) continue;
+      const local = instruction.sources.filter((source) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !source.startsWith("git@"));
+      if (local.length === 0) continue;
+      lines.push(`context files for line ${planned.line} (${planned.text}):`);
+      for (const source of local) {
+        const matched = selectCopySources(entries, source);
+        if (matched.length === 0) {
+          lines.push(`  ${source}: no match (the build will fail here)`);
+          continue;
+        }
+        const files = matched.flatMap((entry) => entry.type === "directory" ? entriesBelow(entries, entry.path).filter((e) => e.type !== "directory") : [entry]);
+        const shown = files.slice(0, listedPerSource).map((entry) => entry.path || ".");
+        const more = files.length > shown.length ? ` \u2026 and ${files.length - shown.length} more` : "";
+        lines.push(`  ${source}: ${files.length} file(s): ${shown.join(", ")}${more}`);
+      }
+    }
+  }
+  return lines.length === 0 ? "" : `${lines.join("\n")}
+`;
 }
 
 // src/image/reference.ts
@@ -32888,12 +36915,12 @@ function checkDigest(text, digest) {
 }
 
 // src/layout/docker-archive.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
+var import_tar_stream2 = __toESM(require_tar_stream(), 1);
 import { createHash as createHash2, randomBytes } from "node:crypto";
-import { createReadStream as createReadStream2, createWriteStream } from "node:fs";
-import { open as open2, rename, rm } from "node:fs/promises";
+import { createReadStream as createReadStream3, createWriteStream } from "node:fs";
+import { open as open3, rename, rm as rm2 } from "node:fs/promises";
 import path2 from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
+import { pipeline as pipeline3 } from "node:stream/promises";
 
 // src/image/canonical-json.ts
 function canonicalJson(value) {
@@ -33236,11 +37263,11 @@ function verifyDigest(data, expected, what) {
 }
 
 // src/image/file-layer.ts
-import { createReadStream } from "node:fs";
-import { Readable, pipeline } from "node:stream";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { Readable as Readable2, pipeline as pipeline2 } from "node:stream";
 function verifiedStream(source, descriptor, what) {
   const verifier = new VerifyingStream(descriptor.digest, what, descriptor.size);
-  pipeline(source, verifier, (error) => {
+  pipeline2(source, verifier, (error) => {
     if (error !== void 0 && error !== null && !verifier.destroyed) verifier.destroy(error);
   });
   return verifier;
@@ -33258,13 +37285,13 @@ var FileLayer = class {
   }
   async open() {
     const { size } = this.descriptor;
-    const source = size === 0 ? Readable.from([]) : createReadStream(this.path, { start: this.offset, end: this.offset + size - 1 });
+    const source = size === 0 ? Readable2.from([]) : createReadStream2(this.path, { start: this.offset, end: this.offset + size - 1 });
     return verifiedStream(source, this.descriptor, `layer ${this.descriptor.digest} (${this.path})`);
   }
 };
 
 // src/layout/tar-index.ts
-import { open } from "node:fs/promises";
+import { open as open2 } from "node:fs/promises";
 import path from "node:path";
 var TarIndexError = class extends Error {
   constructor(file, reason) {
@@ -33279,7 +37306,7 @@ var TarIndexError = class extends Error {
 var blockSize = 512;
 async function indexTar(file) {
   const entries = /* @__PURE__ */ new Map();
-  const handle = await open(file, "r");
+  const handle = await open2(file, "r");
   try {
     const { size: fileSize } = await handle.stat();
     const header2 = Buffer.alloc(blockSize);
@@ -33312,7 +37339,7 @@ async function indexTar(file) {
       const rawName = pending.path ?? global2.path ?? (prefix !== "" ? `${prefix}/${cString(header2.subarray(0, 100))}` : cString(header2.subarray(0, 100)));
       const linkname = pending.linkpath ?? global2.linkpath ?? cString(header2.subarray(157, 257));
       const name = normalizeEntryName(rawName);
-      const type = entryType(typeflag);
+      const type = entryType2(typeflag);
       entries.set(name, { name, type, offset: dataOffset, size: type === "file" ? size : 0, ...linkname !== "" ? { linkname } : {} });
       pending = {};
       position = dataOffset + Math.ceil(size / blockSize) * blockSize;
@@ -33339,7 +37366,7 @@ function normalizeEntryName(name) {
   const normalized = path.posix.normalize(`/${name}`).slice(1);
   return normalized.endsWith("/") ? normalized.slice(0, -1) : normalized;
 }
-function entryType(typeflag) {
+function entryType2(typeflag) {
   switch (typeflag) {
     case "0":
     case "\0":
@@ -33412,8 +37439,8 @@ var maxDocumentSize = 32 * 1024 * 1024;
 async function writeDockerArchive(output, images) {
   if (images.length === 0) throw new Error("a docker archive needs at least one image");
   const plan = planArchive(images);
-  const pack = import_tar_stream.default.pack();
-  const finished = pipeline2(pack, output);
+  const pack = import_tar_stream2.default.pack();
+  const finished = pipeline3(pack, output);
   const produced = (async () => {
     try {
       for (const file of plan.files) {
@@ -33422,7 +37449,7 @@ async function writeDockerArchive(output, images) {
         } else if (file.layer !== void 0) {
           const source = await file.layer.open();
           const entry = pack.entry({ ...entryDefaults, name: file.name, size: file.layer.descriptor.size, type: "file" });
-          await pipeline2(source, entry);
+          await pipeline3(source, entry);
         }
       }
       await addBuffer(pack, "manifest.json", Buffer.from(JSON.stringify(plan.manifest)));
@@ -33441,7 +37468,7 @@ async function writeDockerArchiveFile(file, images) {
     await writeDockerArchive(createWriteStream(temp), images);
     await rename(temp, file);
   } catch (error) {
-    await rm(temp, { force: true });
+    await rm2(temp, { force: true });
     throw error;
   }
 }
@@ -33487,8 +37514,8 @@ function hexOf(digest) {
   return digest.slice(digest.indexOf(":") + 1);
 }
 function addBuffer(pack, name, data) {
-  return new Promise((resolve, reject) => {
-    pack.entry({ ...entryDefaults, name, size: data.length, type: "file" }, data, (error) => error ? reject(error) : resolve());
+  return new Promise((resolve4, reject) => {
+    pack.entry({ ...entryDefaults, name, size: data.length, type: "file" }, data, (error) => error ? reject(error) : resolve4());
   });
 }
 async function readDockerArchive(file, selector = {}) {
@@ -33575,7 +37602,7 @@ async function describeLayer(file, location, diffId) {
 async function hashRange(file, location) {
   const hash = createHash2("sha256");
   if (location.size > 0) {
-    for await (const chunk of createReadStream2(file, { start: location.offset, end: location.offset + location.size - 1 })) {
+    for await (const chunk of createReadStream3(file, { start: location.offset, end: location.offset + location.size - 1 })) {
       hash.update(chunk);
     }
   }
@@ -33586,7 +37613,7 @@ async function readRange(file, location) {
   return readHead(file, location.offset, location.size);
 }
 async function readHead(file, offset, length) {
-  const handle = await open2(file, "r");
+  const handle = await open3(file, "r");
   try {
     const buffer = Buffer.alloc(length);
     const { bytesRead } = await handle.read(buffer, 0, length, offset);
@@ -33599,9 +37626,9 @@ async function readHead(file, offset, length) {
 // src/layout/oci-layout.ts
 import { randomBytes as randomBytes2 } from "node:crypto";
 import { createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir, readFile, rename as rename2, rm as rm2, stat, writeFile } from "node:fs/promises";
+import { mkdir as mkdir2, readFile as readFile2, rename as rename2, rm as rm3, stat as stat4, writeFile } from "node:fs/promises";
 import path3 from "node:path";
-import { pipeline as pipeline3 } from "node:stream/promises";
+import { pipeline as pipeline4 } from "node:stream/promises";
 var refNameAnnotation = "org.opencontainers.image.ref.name";
 var layoutFileContent = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
 var maxDocumentSize2 = 32 * 1024 * 1024;
@@ -33673,7 +37700,7 @@ async function readLayoutIndex(directory) {
   const indexPath = path3.join(directory, "index.json");
   let raw;
   try {
-    raw = await readFile(indexPath);
+    raw = await readFile2(indexPath);
   } catch (error) {
     if (isNotFound(error)) throw new OciLayoutError(directory, "no index.json: not an OCI image layout");
     throw error;
@@ -33686,7 +37713,7 @@ async function findEntry(directory, selector) {
     const listed = index.manifests.find((entry) => entry.digest === selector.digest);
     if (listed !== void 0) return listed;
     const file = blobPath(directory, selector.digest);
-    const info = await stat(file).catch((error) => {
+    const info = await stat4(file).catch((error) => {
       if (isNotFound(error)) return void 0;
       throw error;
     });
@@ -33740,7 +37767,7 @@ async function readDocumentBlob(directory, descriptor) {
   }
   let data;
   try {
-    data = await readFile(blobPath(directory, descriptor.digest));
+    data = await readFile2(blobPath(directory, descriptor.digest));
   } catch (error) {
     if (isNotFound(error)) throw new OciLayoutError(directory, `blob ${descriptor.digest} is missing`);
     throw error;
@@ -33752,9 +37779,9 @@ async function readDocumentBlob(directory, descriptor) {
   return data;
 }
 async function initLayout(directory) {
-  await mkdir(path3.join(directory, "blobs", "sha256"), { recursive: true });
+  await mkdir2(path3.join(directory, "blobs", "sha256"), { recursive: true });
   const layoutFile = path3.join(directory, "oci-layout");
-  const existing = await readFile(layoutFile).catch((error) => {
+  const existing = await readFile2(layoutFile).catch((error) => {
     if (isNotFound(error)) return void 0;
     throw error;
   });
@@ -33779,24 +37806,24 @@ async function writeBlobBytes(directory, digest, data) {
   verifyDigest(data, digest, "blob");
   const target = blobPath(directory, digest);
   if (await hasBlob(target, data.length)) return;
-  await mkdir(path3.dirname(target), { recursive: true });
+  await mkdir2(path3.dirname(target), { recursive: true });
   await writeAtomically(directory, target, data);
 }
-async function writeBlobStream(directory, descriptor, open4) {
+async function writeBlobStream(directory, descriptor, open5) {
   const target = blobPath(directory, descriptor.digest);
   if (await hasBlob(target, descriptor.size)) return;
-  await mkdir(path3.dirname(target), { recursive: true });
+  await mkdir2(path3.dirname(target), { recursive: true });
   const temp = tempPath(directory);
   try {
-    await pipeline3(verifiedStream(await open4(), descriptor, `blob ${descriptor.digest}`), createWriteStream2(temp));
+    await pipeline4(verifiedStream(await open5(), descriptor, `blob ${descriptor.digest}`), createWriteStream2(temp));
     await rename2(temp, target);
   } catch (error) {
-    await rm2(temp, { force: true });
+    await rm3(temp, { force: true });
     throw error;
   }
 }
 async function hasBlob(target, size) {
-  const info = await stat(target).catch((error) => {
+  const info = await stat4(target).catch((error) => {
     if (isNotFound(error)) return void 0;
     throw error;
   });
@@ -33804,7 +37831,7 @@ async function hasBlob(target, size) {
 }
 async function addToIndex(directory, descriptor, tag) {
   const indexPath = path3.join(directory, "index.json");
-  const existing = await readFile(indexPath).catch((error) => {
+  const existing = await readFile2(indexPath).catch((error) => {
     if (isNotFound(error)) return void 0;
     throw error;
   });
@@ -33828,7 +37855,7 @@ async function writeAtomically(directory, target, data) {
     await writeFile(temp, data);
     await rename2(temp, target);
   } catch (error) {
-    await rm2(temp, { force: true });
+    await rm3(temp, { force: true });
     throw error;
   }
 }
@@ -33851,11 +37878,11 @@ function isNotFound(error) {
 }
 
 // src/registry/client.ts
-var import_undici2 = __toESM(require_undici(), 1);
-import { Readable as Readable2, pipeline as pipeline4 } from "node:stream";
+var import_undici3 = __toESM(require_undici(), 1);
+import { Readable as Readable3, pipeline as pipeline5 } from "node:stream";
 
 // src/registry/auth.ts
-var import_undici = __toESM(require_undici(), 1);
+var import_undici2 = __toESM(require_undici(), 1);
 
 // src/registry/errors.ts
 var RegistryError = class extends Error {
@@ -33956,7 +37983,7 @@ var defaultRetryPolicy = {
 };
 var systemClock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  sleep: (ms) => new Promise((resolve4) => setTimeout(resolve4, ms))
 };
 function isRetryableStatus(status) {
   return status === 408 || status === 429 || status >= 500 && status <= 599 && status !== 501 && status !== 505;
@@ -34182,7 +38209,7 @@ var Authenticator = class {
         form.set("client_id", this.options.clientId ?? "kiln");
         if (service) form.set("service", service);
         if (scopes.length) form.set("scope", scopes.join(" "));
-        return (0, import_undici.request)(url, {
+        return (0, import_undici2.request)(url, {
           method: "POST",
           dispatcher: this.options.dispatcher,
           headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -34197,7 +38224,7 @@ var Authenticator = class {
         query.searchParams.set("account", credential.username);
         headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString("base64")}`;
       }
-      return (0, import_undici.request)(query, { method: "GET", dispatcher: this.options.dispatcher, headers });
+      return (0, import_undici2.request)(query, { method: "GET", dispatcher: this.options.dispatcher, headers });
     };
     const policy = this.options.retryPolicy ?? defaultRetryPolicy;
     const random = this.options.random ?? Math.random;
@@ -34405,7 +38432,7 @@ var RegistryClient = class {
     const first = await this.fetchBlobFrom(repository, blob.digest, 0, context);
     const chunks = this.blobChunks(repository, blob.digest, blob.size, first, context);
     const verifier = new VerifyingStream(blob.digest, `blob ${blob.digest} from ${this.registry}/${repository}`, blob.size);
-    pipeline4(Readable2.from(chunks), verifier, () => {
+    pipeline5(Readable3.from(chunks), verifier, () => {
       if (!first.body.destroyed && !first.body.readableEnded) first.body.destroy();
     });
     return verifier;
@@ -34663,7 +38690,7 @@ var RegistryClient = class {
   }
   async sendRaw(options, authenticate) {
     const { context } = options;
-    const replayable = !(options.body instanceof Readable2);
+    const replayable = !(options.body instanceof Readable3);
     const sameOrigin = options.url.origin === this.baseUrl.origin;
     let refreshedAuth = false;
     for (let attempt = 1; ; ) {
@@ -34675,7 +38702,7 @@ var RegistryClient = class {
       this.log(`${options.method} ${options.url.origin}${options.url.pathname}`);
       let response;
       try {
-        response = await (0, import_undici2.request)(options.url, {
+        response = await (0, import_undici3.request)(options.url, {
           method: options.method,
           headers,
           body: options.body,
@@ -34765,9 +38792,9 @@ function parseJson(raw, context) {
     throw new RegistryError(context, { reason: "the registry answered with something not JSON" }, { cause: error });
   }
 }
-function nextLink(link) {
-  if (!link) return void 0;
-  for (const part of link.split(/,(?=\s*<)/)) {
+function nextLink(link2) {
+  if (!link2) return void 0;
+  for (const part of link2.split(/,(?=\s*<)/)) {
     const match = /^\s*<([^>]*)>(.*)$/.exec(part);
     if (match && /;\s*rel="?next"?/i.test(match[2] ?? "")) return match[1];
   }
@@ -34796,7 +38823,7 @@ function skipBytes(response, count) {
       if (!body.destroyed && !body.readableEnded) body.destroy();
     }
   }
-  const skipped = Readable2.from(rest());
+  const skipped = Readable3.from(rest());
   return { ...response, body: skipped };
 }
 function rangeEnd(range) {
@@ -34815,7 +38842,7 @@ function skipStream(source, count) {
       toSkip = 0;
     }
   }
-  return Readable2.from(rest());
+  return Readable3.from(rest());
 }
 function checkSent(digesting, blob, context) {
   if (digesting.digest !== blob.digest) {
@@ -34891,7 +38918,7 @@ async function forEachLimited(items, limit, work) {
 }
 
 // src/registry/remote-image.ts
-import { Readable as Readable3 } from "node:stream";
+import { Readable as Readable4 } from "node:stream";
 var maxConfigBytes = 32 * 1024 * 1024;
 var defaultBlobConcurrency = 4;
 var RemoteLayer = class {
@@ -34951,6 +38978,12 @@ var RemoteIndex = class {
         { reason: "expected an image manifest, got a nested index" }
       );
     }
+    if (pulled.image.rawManifest.length !== child.size) {
+      throw new RegistryError(
+        { registry: this.client.registry, repository: this.repository, operation: `get manifest ${child.digest}` },
+        { reason: `the manifest is ${pulled.image.rawManifest.length} bytes, the index says ${child.size}` }
+      );
+    }
     return pulled.image;
   }
 };
@@ -34987,7 +39020,7 @@ async function pushImage(client, repository, image, options = {}) {
   await client.pushBlob(repository, {
     digest: configDescriptor.digest,
     size: image.rawConfig.length,
-    open: async () => Readable3.from([image.rawConfig])
+    open: async () => Readable4.from([image.rawConfig])
   });
   const mediaType = image.manifest.mediaType ?? manifestMediaTypeOf(image.manifest);
   const digest = await client.putManifest(repository, image.digest, image.rawManifest, mediaType);
@@ -34996,7 +39029,7 @@ async function pushImage(client, repository, image, options = {}) {
 }
 async function pushIndex(client, repository, index, options = {}) {
   for (const child of index.index.manifests) {
-    if (!isImageManifestMediaType(child.mediaType) && isIndexMediaType(child.mediaType)) {
+    if (isIndexMediaType(child.mediaType)) {
       throw new RegistryError(
         { registry: client.registry, repository, operation: `push index ${index.digest}` },
         { reason: `nested index ${child.digest} is not supported when pushing an index value` }
@@ -35071,12 +39104,12 @@ var Copier = class {
   async copyBlobs(descriptors) {
     const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
     const { client: from, repository: fromRepository } = this.source;
-    const mountFrom = this.sameRegistry ? [fromRepository] : [];
+    const mountFrom2 = this.sameRegistry ? [fromRepository] : [];
     await forEachLimited(unique, this.concurrency, async (descriptor) => {
       const how = await this.destination.client.pushBlob(
         this.destination.repository,
         { digest: descriptor.digest, size: descriptor.size, open: () => from.openBlob(fromRepository, descriptor) },
-        { mountFrom }
+        { mountFrom: mountFrom2 }
       );
       this.counts[how === "exists" ? "exists" : how]++;
     });
@@ -35090,9 +39123,9 @@ var CopyError = class extends Error {
     this.name = "CopyError";
   }
 };
-async function copyImage2(request3, access) {
-  const platform = request3.platform === void 0 ? void 0 : parsePlatform(request3.platform);
-  const { source, destination } = request3;
+async function copyImage2(request4, access) {
+  const platform = request4.platform === void 0 ? void 0 : parsePlatform2(request4.platform);
+  const { source, destination } = request4;
   if (source.transport === "registry" && destination.transport === "registry") {
     return copyRegistryToRegistry(parseReference(source.reference), parseReference(destination.reference), platform, access);
   }
@@ -35175,10 +39208,10 @@ async function writeContent(content, location, access) {
 }
 
 // src/registry/credentials.ts
-import { spawn } from "node:child_process";
-import { mkdir as mkdir2, open as open3, readFile as readFile2, rename as rename3, rm as rm3 } from "node:fs/promises";
+import { spawn as spawn2 } from "node:child_process";
+import { mkdir as mkdir3, open as open4, readFile as readFile3, rename as rename3, rm as rm4 } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join as join5 } from "node:path";
 var dockerHubAuthKey = "https://index.docker.io/v1/";
 var dockerHubHost = "index.docker.io";
 var dockerHubAliases = /* @__PURE__ */ new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
@@ -35206,8 +39239,8 @@ var maxHelperOutput = 1024 * 1024;
 function createNodeProcessRunner() {
   return {
     run(program2, args, { input, timeoutMs, env }) {
-      return new Promise((resolve, reject) => {
-        const child = spawn(program2, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+      return new Promise((resolve4, reject) => {
+        const child = spawn2(program2, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
         const stdout = [];
         const stderr = [];
         let kept = 0;
@@ -35234,7 +39267,7 @@ function createNodeProcessRunner() {
         child.stdin.end(input);
         child.on("close", (code) => {
           clearTimeout(timer);
-          resolve({
+          resolve4({
             exitCode: code,
             stdout: Buffer.concat(stdout).toString("utf8"),
             stderr: Buffer.concat(stderr).toString("utf8"),
@@ -35260,7 +39293,7 @@ function dockerConfigKeyFor(registry) {
 }
 function dockerConfigPath(env = process.env, home = homedir()) {
   const dir = env.DOCKER_CONFIG;
-  return dir ? join(dir, "config.json") : join(home, ".docker", "config.json");
+  return dir ? join5(dir, "config.json") : join5(home, ".docker", "config.json");
 }
 var emptyConfig = { auths: /* @__PURE__ */ new Map(), credHelpers: /* @__PURE__ */ new Map(), credsStore: void 0 };
 function isPlainObject(value) {
@@ -35316,7 +39349,7 @@ function isHelperName(name) {
 }
 async function readConfigText(path4) {
   try {
-    return await readFile2(path4, "utf8");
+    return await readFile3(path4, "utf8");
   } catch (error) {
     if (error.code === "ENOENT") return void 0;
     throw new DockerConfigError(path4, `cannot be read (${error.code ?? "error"})`, {
@@ -35449,7 +39482,7 @@ function parseHelperAnswer(helper, registry, stdout) {
 }
 
 // src/registry/endpoints.ts
-var import_undici3 = __toESM(require_undici(), 1);
+var import_undici4 = __toESM(require_undici(), 1);
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { createSecureContext, rootCertificates } from "node:tls";
@@ -35716,7 +39749,7 @@ function clientCertKey(paths) {
   return JSON.stringify([paths.cert, paths.key]);
 }
 function defaultDispatcher(tls) {
-  return new import_undici3.Agent({
+  return new import_undici4.Agent({
     connect: {
       rejectUnauthorized: tls.rejectUnauthorized,
       ...tls.ca ? { ca: tls.ca } : {},
@@ -35753,79 +39786,6 @@ async function withRegistryAccess(options, env, stderr, use) {
     await endpoints.close();
   }
 }
-
-// src/dockerfile/instruction-error.ts
-var InstructionError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "InstructionError";
-  }
-};
-
-// src/dockerfile/instruction-values.ts
-var DURATION_UNITS = { ns: 1, us: 1e3, "\xB5s": 1e3, "\u03BCs": 1e3, ms: 1e6, s: 1e9, m: 6e10, h: 36e11 };
-function parseGoDuration(text) {
-  const invalid = () => new InstructionError(`time: invalid duration "${text}"`);
-  let s = text;
-  let sign = 1;
-  if (s.startsWith("-") || s.startsWith("+")) {
-    if (s.startsWith("-")) sign = -1;
-    s = s.slice(1);
-  }
-  if (s === "0") return 0;
-  if (s === "") throw invalid();
-  let total = 0;
-  const part = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)?/;
-  while (s !== "") {
-    const m = part.exec(s);
-    if (m === null || m[0] === "" || (m[1] ?? "") === "" && (m[2] ?? "") === "") throw invalid();
-    if (m[3] === void 0) throw new InstructionError(`time: missing unit in duration "${text}"`);
-    const unit = DURATION_UNITS[m[3]] ?? 1;
-    total += Number(`${m[1] === "" ? "0" : m[1]}.${m[2] ?? "0"}`) * unit;
-    s = s.slice(m[0].length);
-  }
-  return sign * Math.round(total);
-}
-var SIGNALS = /* @__PURE__ */ new Set([
-  "ABRT",
-  "ALRM",
-  "BUS",
-  "CHLD",
-  "CLD",
-  "CONT",
-  "FPE",
-  "HUP",
-  "ILL",
-  "INT",
-  "IO",
-  "IOT",
-  "KILL",
-  "PIPE",
-  "POLL",
-  "PROF",
-  "PWR",
-  "QUIT",
-  "SEGV",
-  "STKFLT",
-  "STOP",
-  "SYS",
-  "TERM",
-  "TRAP",
-  "TSTP",
-  "TTIN",
-  "TTOU",
-  "URG",
-  "USR1",
-  "USR2",
-  "VTALRM",
-  "WINCH",
-  "XCPU",
-  "XFSZ",
-  "RTMIN",
-  "RTMAX",
-  ...Array.from({ length: 15 }, (_, i) => `RTMIN+${i + 1}`),
-  ...Array.from({ length: 14 }, (_, i) => `RTMAX-${i + 1}`)
-]);
 
 // src/cli/values.ts
 var UsageError = class extends Error {
@@ -35917,11 +39877,16 @@ function productionDependencies(version) {
     stdout: process.stdout,
     stderr: process.stderr,
     parseRegistry: parseRegistryValues,
-    async build() {
+    async build(options) {
+      if (options.dryRun) {
+        await dryRun(options, { env: process.env, stdin: process.stdin, stdout: process.stdout, warn: (line) => process.stderr.write(`${line}
+`) });
+        return;
+      }
       throw new UsageError("building images is not available in this version yet (the executor lands with issue 5); use `kiln copy` or --dry-run");
     },
-    async copy(request3) {
-      const digest = await withRegistryAccess(request3.registry, process.env, process.stderr, (access) => copyImage2(request3, access));
+    async copy(request4) {
+      const digest = await withRegistryAccess(request4.registry, process.env, process.stderr, (access) => copyImage2(request4, access));
       process.stdout.write(`${digest}
 `);
     }
@@ -35979,7 +39944,7 @@ function parseSecret(entry) {
   if (file === void 0 && env === void 0) return { id, env: id };
   return { id, ...file === void 0 ? {} : { src: file }, ...env === void 0 ? {} : { env } };
 }
-function parseGitOptions(entries) {
+function parseGitOptions2(entries) {
   const allowed = ["branch", "single-branch", "recurse-submodules", "insecure-skip-tls"];
   const options = {};
   for (const entry of entries.flatMap((value) => value.split(","))) {
@@ -36007,7 +39972,7 @@ function toBuildOptions(values, env, parseRegistry) {
   const registry = parseRegistry({ ...values, ...mirrors ? { registryMirror: mirrors } : {} }, env);
   const options = {
     context: values.context ?? "/workspace/",
-    git: parseGitOptions(values.git ?? []),
+    git: parseGitOptions2(values.git ?? []),
     dockerfile: values.dockerfile ?? "Dockerfile",
     destinations: values.destination ?? [],
     noPush: values.noPush ?? envBoolean(env, "KANIKO_NO_PUSH") ?? false,
@@ -36123,13 +40088,13 @@ function parseImageLocation(text) {
   return { transport: "registry", reference };
 }
 function toCopyRequest(source, destination, values, env, parseRegistry) {
-  const request3 = {
+  const request4 = {
     source: parseImageLocation(source),
     destination: parseImageLocation(destination),
     registry: parseRegistry(values, env),
     ...values.platform === void 0 ? {} : { platform: values.platform }
   };
-  return request3;
+  return request4;
 }
 
 // src/cli/argv.ts

@@ -1,3 +1,4 @@
+import { dryRun } from '../build/dry-run.js';
 import { copyImage } from '../copy/copy-image.js';
 import type { CliDependencies } from './program.js';
 import { withRegistryAccess } from './registry-access.js';
@@ -46,7 +47,11 @@ export function productionDependencies(version: string): CliDependencies {
     stdout: process.stdout,
     stderr: process.stderr,
     parseRegistry: parseRegistryValues,
-    async build() {
+    async build(options) {
+      if (options.dryRun) {
+        await dryRun(options, { env: process.env, stdin: process.stdin, stdout: process.stdout, warn: (line) => process.stderr.write(`${line}\n`) });
+        return;
+      }
       throw new UsageError('building images is not available in this version yet (the executor lands with issue 5); use `kiln copy` or --dry-run');
     },
     async copy(request) {
