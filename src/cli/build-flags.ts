@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildOptions, Compression, Isolation, LogFormat, SecretSource, SnapshotMode, Verbosity } from '../build/options.js';
 import type { ImageFormat } from '../image/media-types.js';
@@ -202,7 +204,7 @@ export function toBuildOptions(values: BuildFlagValues, env: NodeJS.ProcessEnv, 
     ignorePaths: values.ignorePath ?? [],
     ignoreVarRun: values.ignoreVarRun ?? true,
     forceBuildMetadata: values.forceBuildMetadata ?? false,
-    kilnDir: values.kanikoDir ?? env.KANIKO_DIR ?? env.KILN_DIR ?? '/kiln',
+    kilnDir: values.kanikoDir ?? env.KANIKO_DIR ?? env.KILN_DIR ?? join(tmpdir(), 'kiln'),
     cache: values.cache ?? false,
     cacheTtlSeconds: values.cacheTtl ?? 336 * 3600,
     cacheCopyLayers: values.cacheCopyLayers ?? false,

@@ -1,4 +1,5 @@
 import { dryRun } from '../build/dry-run.js';
+import { executeBuild } from '../build/executor.js';
 import { copyImage } from '../copy/copy-image.js';
 import type { CliDependencies } from './program.js';
 import { withRegistryAccess } from './registry-access.js';
@@ -52,7 +53,17 @@ export function productionDependencies(version: string): CliDependencies {
         await dryRun(options, { env: process.env, stdin: process.stdin, stdout: process.stdout, warn: (line) => process.stderr.write(`${line}\n`) });
         return;
       }
-      throw new UsageError('building images is not available in this version yet (the executor lands with issue 5); use `kiln copy` or --dry-run');
+      const controller = new AbortController();
+      const stop = (): void => controller.abort(new Error('the build was interrupted'));
+      process.once('SIGINT', stop).once('SIGTERM', stop);
+      try {
+        const result = await withRegistryAccess(options.registry, process.env, process.stderr, (registry) =>
+          executeBuild(options, { env: process.env, stdin: process.stdin, stderr: process.stderr, registry, signal: controller.signal }),
+        );
+        process.stdout.write(`${result.digest}\n`);
+      } finally {
+        process.off('SIGINT', stop).off('SIGTERM', stop);
+      }
     },
     async copy(request) {
       const digest = await withRegistryAccess(request.registry, process.env, process.stderr, (access) => copyImage(request, access));

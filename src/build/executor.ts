@@ -1,0 +1,104 @@
+/**
+ * The executor: prepare (context, Dockerfile, plan), build every needed stage in order, assemble
+ * the target stage's image and send it to every output. The only module that knows all the others.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { assembleImage } from '../image/assemble.js';
+import type { Image } from '../image/image.js';
+import type { ImageConfig } from '../image/types.js';
+import type { RegistryAccess } from '../registry/connect.js';
+import { assertCapabilitiesAvailable, capabilitiesFromStatus, resolveCapabilities } from '../sandbox/capabilities.js';
+import { locateSandboxTools } from '../sandbox/chroot-runner.js';
+import type { BuildOptions } from './options.js';
+import { parseDestinations, pushToDestinations, writeLocalOutputs } from './outputs.js';
+import { prepareBuild } from './prepare.js';
+import { createProgress } from './progress.js';
+import { buildStage, type BuildSession, type StageResult } from './stage-builder.js';
+import { createWorkspace } from './workspace.js';
+
+export interface ExecutorDependencies {
+  env: NodeJS.ProcessEnv;
+  stdin?: Readable;
+  /** Progress, warnings and RUN output. */
+  stderr: Writable;
+  registry: RegistryAccess;
+  /** Aborting (Ctrl-C, SIGTERM) stops the running step; the work directory is removed either way. */
+  signal?: AbortSignal;
+  now?: () => Date;
+}
+
+export interface BuildResult {
+  image: Image;
+  digest: string;
+}
+
+/** Reads the capability sets of kiln's own process (RUN steps cannot get more). */
+async function ownCapabilities(): Promise<{ bounding: string[]; effective: string[] }> {
+  return capabilitiesFromStatus(await readFile('/proc/self/status', 'utf8'));
+}
+
+export async function executeBuild(options: BuildOptions, deps: ExecutorDependencies): Promise<BuildResult> {
+  const progress = createProgress((text) => deps.stderr.write(text));
+  const destinations = parseDestinations(options.destinations);
+  if (destinations.length === 0 && !options.noPush) {
+    throw new Error('no --destination given: name where to push the image, or pass --no-push');
+  }
+  const prepared = await prepareBuild(options, { env: deps.env, warn: (line) => progress.info(line), ...(deps.stdin ? { stdin: deps.stdin } : {}) });
+  const workspace = await createWorkspace(options.kilnDir);
+  try {
+    const plan = prepared.plan;
+    const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === 'run'));
+    const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
+    if (needsRun) assertCapabilitiesAvailable(capabilities, await ownCapabilities());
+    const session: BuildSession = {
+      options,
+      plan,
+      contextRoot: prepared.context.root,
+      contextIgnore: prepared.context.ignore,
+      workspace,
+      registry: deps.registry,
+      progress,
+      sandbox: await locateSandboxTools(deps.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'),
+      capabilities,
+      runOutput: deps.stderr,
+      created: options.reproducible ? new Date(0).toISOString() : (deps.now?.() ?? new Date()).toISOString(),
+      results: new Map(),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+    };
+    for (const index of plan.order) {
+      deps.signal?.throwIfAborted();
+      session.results.set(index, await buildStage(session, index));
+    }
+    const target = session.results.get(plan.target);
+    if (target === undefined) throw new Error('the target stage was not built');
+    const image = finalImage(target, session, options);
+    await writeLocalOutputs(image, destinations, options);
+    if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
+    return { image, digest: image.digest };
+  } finally {
+    await Promise.all([workspace.cleanup(), prepared.context.cleanup()]);
+  }
+}
+
+function finalImage(target: StageResult, session: BuildSession, options: BuildOptions): Image {
+  const config = { ...target.stage.config };
+  if (Object.keys(options.labels).length > 0) config.Labels = { ...(config.Labels ?? {}), ...options.labels };
+  if (!config.WorkingDir) config.WorkingDir = '/';
+  const imageConfig: ImageConfig = {
+    architecture: target.platform.architecture,
+    os: target.platform.os,
+    ...(target.platform.variant ? { variant: target.platform.variant } : {}),
+    created: session.created,
+    ...(target.stage.author === undefined ? {} : { author: target.stage.author }),
+    config,
+    rootfs: { type: 'layers', diff_ids: target.layers.map((layer) => layer.diffId) },
+    history: target.history,
+  };
+  return assembleImage({
+    config: imageConfig,
+    layers: target.layers,
+    format: options.imageFormat,
+    ...(Object.keys(options.annotations).length > 0 ? { annotations: options.annotations } : {}),
+  });
+}

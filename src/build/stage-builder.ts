@@ -1,0 +1,415 @@
+/**
+ * Builds one stage: its base (scratch, an image, or an earlier stage), then each instruction in
+ * order, one layer per filesystem change, with the config and history BuildKit would write.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { BuildPlan, ResolvedInstruction, StageState } from '../dockerfile/plan.js';
+import { parseOnbuildTriggers, resolveStage } from '../dockerfile/plan.js';
+import type { Layer } from '../image/image.js';
+import { parseReference, type Reference } from '../image/reference.js';
+import type { HistoryEntry, ImageConfig, Platform } from '../image/types.js';
+import { writeLayer } from '../layer/write-layer.js';
+import { withRegistry, type RegistryAccess } from '../registry/connect.js';
+import { pullImage } from '../registry/remote-image.js';
+import { runCommand as runHostCommand } from '../rootfs/command-runner.js';
+import { resolveInRoot } from '../rootfs/resolve-in-root.js';
+import { unpackImage } from '../rootfs/unpack.js';
+import { resolveUser, type ResolvedUser } from '../rootfs/users.js';
+import { allCapabilities } from '../sandbox/capabilities.js';
+import { runChrootStep, type SandboxTools } from '../sandbox/chroot-runner.js';
+import type { ChangeSet } from '../snapshot/change.js';
+import { createSnapshotter } from '../snapshot/create-snapshotter.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { ChangeRecorder } from './copy/change-recorder.js';
+import { copyIntoRoot, contextSourceTree, type SourceTree } from './copy/index.js';
+import { ensureDirectory } from './copy/destination.js';
+import { applyToConfig, stageConfigFromBase, type StageConfig } from './image-config.js';
+import type { BuildOptions } from './options.js';
+import { formatBytes, type Progress } from './progress.js';
+import { environmentOf, goQuotedList, runCommand, runHistory } from './run-command.js';
+import type { Workspace } from './workspace.js';
+
+const execFileAsync = promisify(execFile);
+
+/** What a finished stage leaves for the stages after it and for the final image. */
+export interface StageResult {
+  root: string;
+  stage: StageConfig;
+  platform: Platform;
+  layers: Layer[];
+  history: HistoryEntry[];
+  state: StageState;
+  /** Repositories the base layers came from: a push to the same registry mounts instead of uploading. */
+  sources: Reference[];
+}
+
+export class BuildStepError extends Error {
+  constructor(file: string, line: number, message: string, options?: { cause?: unknown }) {
+    super(`${file}:${line}: ${message}`, options);
+    this.name = 'BuildStepError';
+  }
+}
+
+export interface BuildSession {
+  options: BuildOptions;
+  plan: BuildPlan;
+  contextRoot: string;
+  contextIgnore: import('../context/index.js').IgnoreMatcher;
+  workspace: Workspace;
+  registry: RegistryAccess;
+  progress: Progress;
+  sandbox: SandboxTools;
+  /** Capabilities RUN steps get (Docker's defaults with --cap-add/--cap-drop applied). */
+  capabilities: string[];
+  /** RUN output goes here (stderr: stdout ends with the digest). */
+  runOutput: import("node:stream").Writable;
+  created: string;
+  results: Map<number, StageResult>;
+  signal?: AbortSignal;
+  /** The context's source tree, walked once and shared by every COPY/ADD from the context. */
+  contextTree?: SourceTree;
+}
+
+function platformOf(plan: BuildPlan, stagePlatform: string | undefined): Platform {
+  const [os = 'linux', architecture = 'amd64', variant] = (stagePlatform ?? plan.platform).split('/');
+  return variant === undefined ? { os, architecture } : { os, architecture, variant };
+}
+
+interface Base {
+  config: ImageConfig | undefined;
+  layers: Layer[];
+  history: HistoryEntry[];
+  parentState?: StageState;
+  sources: Reference[];
+}
+
+async function prepareBase(session: BuildSession, index: number, root: string): Promise<Base> {
+  const planned = session.plan.stages[index];
+  if (planned === undefined) throw new Error(`no stage ${index}`);
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  const base = planned.base;
+  if (base.kind === 'scratch') return { config: undefined, layers: [], history: [], sources: [] };
+  if (base.kind === 'stage') {
+    const parent = session.results.get(base.index);
+    if (parent === undefined) throw new Error(`stage ${base.index} was not built before stage ${index}`);
+    // Reflinks where the filesystem has them; `cp -a` keeps owners, modes, links and times.
+    await execFileAsync('cp', ['-a', '--reflink=auto', `${parent.root}/.`, root]);
+    const config: ImageConfig = { ...parent.platform, config: parent.stage.config, rootfs: { type: 'layers', diff_ids: parent.layers.map((l) => l.diffId) } };
+    return { config, layers: [...parent.layers], history: [...parent.history], parentState: parent.state, sources: parent.sources };
+  }
+  const reference = parseReference(base.ref);
+  const platform = platformOf(session.plan, planned.platform);
+  const done = session.progress.step(`[${planned.displayName}] FROM ${reference.familiar()}`);
+  const image = await withRegistry(session.registry, reference, 'pull', ({ client, repository }) =>
+    pullImage(client, repository, reference.identifier, { platform }),
+  );
+  await unpackImage(root, image, { warn: (line) => session.progress.info(`  warning: ${line}`) });
+  done(`unpacked ${image.layers.length} layer(s), ${formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0))}`);
+  return { config: image.config, layers: [...image.layers], history: [...(image.config.history ?? [])], sources: [reference] };
+}
+
+/** Builds stage `index` of the plan; its base must be built already. */
+export async function buildStage(session: BuildSession, index: number): Promise<StageResult> {
+  const planned = session.plan.stages[index];
+  if (planned === undefined) throw new Error(`no stage ${index}`);
+  const file = session.plan.file;
+  const root = session.workspace.stageRoot(index);
+  const base = await prepareBase(session, index, root);
+  const resolved = resolveStage(session.plan, index, {
+    baseImageEnv: base.config?.config?.Env ?? [],
+    ...(base.parentState === undefined ? {} : { parent: base.parentState }),
+    baseOnbuild: base.parentState === undefined ? parseOnbuildTriggers(base.config?.config?.OnBuild ?? [], file, planned.line, session.plan.escape) : [],
+    ...(base.config?.config?.WorkingDir === undefined ? {} : { baseImageWorkdir: base.config.config.WorkingDir }),
+  });
+  for (const warning of resolved.warnings) session.progress.info(`${file}:${warning.line}: warning: ${warning.message}`);
+
+  const builder = new StageBuilder(session, index, root, base);
+  try {
+    for (const instruction of resolved.instructions) await builder.apply(instruction);
+    await builder.finish();
+  } finally {
+    await builder.releaseSnapshotter();
+  }
+  return {
+    root,
+    stage: builder.stage,
+    platform: base.config ? { os: base.config.os, architecture: base.config.architecture, ...(base.config.variant ? { variant: base.config.variant } : {}) } : platformOf(session.plan, planned.platform),
+    layers: builder.layers,
+    history: builder.history,
+    state: resolved.state,
+    sources: base.sources,
+  };
+}
+
+class StageBuilder {
+  stage: StageConfig;
+  readonly layers: Layer[];
+  readonly history: HistoryEntry[];
+  private snapshotter: Snapshotter | undefined;
+  /** Where steps read and write: the root, or the snapshotter's view of it once one is running. */
+  private workRoot: string;
+  private readonly name: string;
+
+  constructor(
+    private readonly session: BuildSession,
+    private readonly index: number,
+    private readonly root: string,
+    base: Base,
+  ) {
+    this.stage = stageConfigFromBase(base.config?.config);
+    this.layers = base.layers;
+    this.history = base.history;
+    this.workRoot = root;
+    this.name = session.plan.stages[index]?.displayName ?? String(index);
+  }
+
+  private get single(): boolean {
+    return this.session.options.singleSnapshot;
+  }
+
+  async apply(resolved: ResolvedInstruction): Promise<void> {
+    const instruction = resolved.instruction;
+    const label = `[${this.name}] ${resolved.fromOnbuild ? 'ONBUILD ' : ''}${resolved.line}: ${resolved.text.split('\n')[0]}`;
+    switch (instruction.kind) {
+      case 'run': {
+        if (this.single) await this.ensureSnapshotter();
+        const done = this.session.progress.step(label);
+        const argv = await this.run(resolved);
+        done(await this.commitLayer(runHistory(argv, resolved.historyArgs ?? []), () => this.snapshotDiff()));
+        return;
+      }
+      case 'copy':
+      case 'add': {
+        const done = this.session.progress.step(label);
+        const changes = await this.copy(resolved);
+        done(await this.commitLayer(`${resolved.text} # buildkit`, async () => changes));
+        return;
+      }
+      case 'workdir': {
+        this.session.progress.info(label);
+        this.stage = applyToConfig(this.stage, instruction);
+        const changes = await this.makeWorkdir(instruction.path);
+        if (changes.changes.length > 0) {
+          await this.commitLayer(`WORKDIR ${instruction.path}`, async () => changes);
+        } else {
+          this.history.push({ created: this.session.created, created_by: `WORKDIR ${instruction.path}`, comment: 'buildkit.dockerfile.v0', empty_layer: true });
+        }
+        return;
+      }
+      default: {
+        this.session.progress.info(label);
+        this.stage = applyToConfig(this.stage, instruction);
+        this.history.push({ created: this.session.created, created_by: this.metadataHistory(resolved), comment: 'buildkit.dockerfile.v0', empty_layer: true });
+      }
+    }
+  }
+
+  private metadataHistory(resolved: ResolvedInstruction): string {
+    const config = this.stage.config;
+    switch (resolved.instruction.kind) {
+      case 'cmd':
+        return `CMD ${goQuotedList(config.Cmd ?? [])}`;
+      case 'entrypoint':
+        return `ENTRYPOINT ${goQuotedList(config.Entrypoint ?? [])}`;
+      default:
+        return resolved.text;
+    }
+  }
+
+  /** Writes the layer for what a step changed (or, with --single-snapshot, only records the step). */
+  private async commitLayer(createdBy: string, changes: () => Promise<ChangeSet>): Promise<string> {
+    if (this.single) {
+      this.history.push({ created: this.session.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0', empty_layer: true });
+      return 'recorded (single snapshot)';
+    }
+    const set = await changes();
+    const options = this.session.options;
+    const written = await writeLayer(set, {
+      compression: options.compression,
+      ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
+      reproducible: options.reproducible,
+      outputDir: this.session.workspace.blobs,
+      format: options.imageFormat,
+    });
+    if (this.snapshotter) await this.snapshotter.commit();
+    if (written === null) {
+      this.history.push({ created: this.session.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0', empty_layer: true });
+      return 'no changes';
+    }
+    this.layers.push(written.layer);
+    this.history.push({ created: this.session.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' });
+    return `layer ${formatBytes(written.size)} (${set.changes.length} change(s))`;
+  }
+
+  private async ensureSnapshotter(): Promise<void> {
+    if (this.snapshotter) return;
+    const options = this.session.options;
+    const scratchDir = join(this.session.workspace.scratch, `snapshot-${this.index}`);
+    this.snapshotter = await createSnapshotter({
+      mode: options.snapshotMode,
+      scratchDir,
+      run: runHostCommand,
+      root: this.root,
+      kilnDir: this.session.workspace.dir,
+      ignorePaths: options.ignorePaths,
+      ignoreVarRun: options.ignoreVarRun,
+      logger: { info: (line) => this.session.progress.info(`  ${line}`) },
+    });
+    this.workRoot = await this.snapshotter.prepare(this.root);
+  }
+
+  private async snapshotDiff(): Promise<ChangeSet> {
+    if (!this.snapshotter) throw new Error('no snapshot was taken before this step');
+    return this.snapshotter.diff();
+  }
+
+  async releaseSnapshotter(): Promise<void> {
+    if (!this.snapshotter) return;
+    const snapshotter = this.snapshotter;
+    this.snapshotter = undefined;
+    this.workRoot = this.root;
+    await snapshotter.release();
+  }
+
+  /** With --single-snapshot, the stage's one layer: everything since the stage's base. */
+  async finish(): Promise<void> {
+    if (!this.single || !this.snapshotter) return;
+    const set = await this.snapshotter.diff();
+    const options = this.session.options;
+    const written = await writeLayer(set, {
+      compression: options.compression,
+      ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
+      reproducible: options.reproducible,
+      outputDir: this.session.workspace.blobs,
+      format: options.imageFormat,
+    });
+    if (written !== null) {
+      this.layers.push(written.layer);
+      this.history.push({ created: this.session.created, created_by: 'kiln single snapshot', comment: 'buildkit.dockerfile.v0' });
+    }
+  }
+
+  private async currentUser(): Promise<ResolvedUser> {
+    return resolveUser(this.workRoot, this.stage.config.User || '0');
+  }
+
+  private async makeWorkdir(path: string): Promise<ChangeSet> {
+    const user = await this.currentUser();
+    const recorder = new ChangeRecorder(this.workRoot);
+    await ensureDirectory(recorder, { keyword: 'WORKDIR', line: 0 }, path, { uid: user.uid, gid: user.gid });
+    // A directory that already existed is not a change of WORKDIR's.
+    return { root: this.workRoot, changes: (await onlyCreated(recorder.changeSet(), this.workRoot)) };
+  }
+
+  private async run(resolved: ResolvedInstruction): Promise<string[]> {
+    const instruction = resolved.instruction;
+    if (instruction.kind !== 'run') throw new Error('not a RUN');
+    const file = this.session.plan.file;
+    if ((instruction.mounts ?? []).length > 0 || instruction.mountSpecs.length > 0) {
+      throw new BuildStepError(file, resolved.line, 'RUN --mount is not supported by this version of kiln yet');
+    }
+    let capabilities = this.session.capabilities;
+    if (instruction.security === 'insecure') {
+      if (!this.session.options.allow.includes('security.insecure')) {
+        throw new BuildStepError(file, resolved.line, 'RUN --security=insecure needs --allow security.insecure');
+      }
+      capabilities = allCapabilities();
+    }
+    await this.ensureSnapshotter();
+    const user = await this.currentUser();
+    const workdir = this.stage.config.WorkingDir || '/';
+    await mkdir(await resolveInRoot(this.workRoot, workdir), { recursive: true, mode: 0o755 });
+    const scriptDir = `/.kiln-run-${this.index}`;
+    const command = runCommand(instruction, this.stage.config.Shell, scriptDir);
+    const scriptHostDir = await resolveInRoot(this.workRoot, scriptDir);
+    if (command.script) {
+      await mkdir(scriptHostDir, { recursive: true, mode: 0o755 });
+      const scriptPath = await resolveInRoot(this.workRoot, command.script.name);
+      await writeFile(scriptPath, command.script.content);
+      await chmod(scriptPath, 0o755);
+    }
+    try {
+      const result = await runChrootStep(
+        {
+          root: this.workRoot,
+          argv: command.argv,
+          workdir,
+          uid: user.uid,
+          gid: user.gid,
+          groups: user.groups,
+          capabilities,
+          network: instruction.network === 'none' ? 'none' : 'host',
+          hostname: 'kiln',
+          env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
+          stdout: this.session.runOutput,
+          stderr: this.session.runOutput,
+          hostFiles: ['/etc/resolv.conf', '/etc/hosts'],
+          ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
+        },
+        this.session.sandbox,
+      );
+      if (result.exitCode !== 0) {
+        const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
+        throw new BuildStepError(file, resolved.line, `RUN ${resolved.text.replace(/^RUN\s+/, '').split('\n')[0]} failed: ${how}`);
+      }
+    } finally {
+      if (command.script) await rm(scriptHostDir, { recursive: true, force: true });
+    }
+    return command.argv;
+  }
+
+  private async copy(resolved: ResolvedInstruction): Promise<ChangeSet> {
+    const instruction = resolved.instruction;
+    if (instruction.kind !== 'copy' && instruction.kind !== 'add') throw new Error('not a COPY/ADD');
+    const from = instruction.kind === 'copy' ? instruction.from : undefined;
+    const common = { instruction, destRoot: this.workRoot, workdir: resolved.workdir, scratchDir: this.session.workspace.scratch };
+    if (from === undefined) {
+      this.session.contextTree ??= await contextSourceTree(this.session.contextRoot, this.session.contextIgnore);
+      return (await copyIntoRoot({ ...common, sourceRoot: this.session.contextRoot, sourceTree: this.session.contextTree })).changes;
+    }
+    const sourceRoot = await this.fromRoot(from, resolved.line);
+    return (await copyIntoRoot({ ...common, sourceRoot, sourceKind: 'root' })).changes;
+  }
+
+  /** `COPY --from`: a stage by name or index, else an image pulled and unpacked once per build. */
+  private async fromRoot(from: string, line: number): Promise<string> {
+    const plan = this.session.plan;
+    const stage = plan.stages.find((s) => s.name === from.toLowerCase()) ?? (/^\d+$/.test(from) ? plan.stages[Number(from)] : undefined);
+    if (stage !== undefined) {
+      const result = this.session.results.get(stage.index);
+      if (result === undefined) throw new BuildStepError(plan.file, line, `COPY --from=${from}: stage ${stage.displayName} has not been built`);
+      return result.root;
+    }
+    const reference = parseReference(from);
+    const key = reference.toString();
+    const cache = fromImageRoots(this.session);
+    const known = cache.get(key);
+    if (known !== undefined) return known;
+    const root = this.session.workspace.imageRoot(cache.size);
+    await mkdir(root, { recursive: true });
+    const platform = platformOf(plan, undefined);
+    const image = await withRegistry(this.session.registry, reference, 'pull', ({ client, repository }) => pullImage(client, repository, reference.identifier, { platform }));
+    await unpackImage(root, image);
+    cache.set(key, root);
+    return root;
+  }
+}
+
+const imageRoots = new WeakMap<BuildSession, Map<string, string>>();
+function fromImageRoots(session: BuildSession): Map<string, string> {
+  let roots = imageRoots.get(session);
+  if (!roots) {
+    roots = new Map();
+    imageRoots.set(session, roots);
+  }
+  return roots;
+}
+
+/** Keeps only the directories a WORKDIR actually created (the last ones of the recorded chain). */
+async function onlyCreated(set: ChangeSet, root: string): Promise<ChangeSet['changes']> {
+  void root;
+  return set.changes;
+}
