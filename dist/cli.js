@@ -37200,7 +37200,7 @@ function mountOperations(step) {
 
 // src/sandbox/run-mounts.ts
 import { lstat as lstat5, mkdtemp as mkdtemp2, rm as rm3 } from "node:fs/promises";
-import { join as join7 } from "node:path";
+import { join as join7, posix as posix2 } from "node:path";
 
 // src/rootfs/resolve-in-root.ts
 import { lstat as lstat2, readlink } from "node:fs/promises";
@@ -37449,7 +37449,8 @@ var MountPointStubs = class {
       if (stats !== void 0) {
         const wanted = isLast ? kind : "directory";
         if (wanted === "directory" && !stats.isDirectory()) {
-          throw new MountPointError(target, `mount target ${target} is not a directory in the image (${isLast ? "the source is one" : `/${components.slice(0, index + 1).join("/")} is in the way`})`);
+          const where = isLast ? "but the mount is a directory" : `/${components.slice(0, index + 1).join("/")} is in the way`;
+          throw new MountPointError(target, `mount target ${target} is not a directory in the image (${where})`);
         }
         if (wanted === "file" && stats.isDirectory()) {
           throw new MountPointError(target, `mount target ${target} is a directory in the image, but the mount is a file`);
@@ -39465,6 +39466,23 @@ var RegistryClient = class {
       }
     }
   }
+  /**
+   * kaniko's push-permission probe: open an upload session (which needs push rights) and cancel it,
+   * so a build that could never be pushed fails before it starts.
+   */
+  async checkPushPermission(repository) {
+    const location = await this.openUploadSession(repository);
+    const context = this.context(repository, "cancel permission probe upload");
+    const response = await this.send({
+      context,
+      method: "DELETE",
+      url: location,
+      scopes: [repositoryScope(this.apiRepository(repository), ["pull", "push"])],
+      // Registries that cannot cancel uploads answer 404 or 405; the session then simply expires.
+      accept: [200, 202, 204, 404, 405]
+    });
+    await response.body.dump();
+  }
   async openUploadSession(repository) {
     const answer = await this.startUpload(repository);
     if (answer.mounted) throw new Error("unreachable: a plain upload POST cannot mount");
@@ -40005,6 +40023,11 @@ async function pushToDestinations(image, destinations, sources, options, access,
       }
     }
     done(`pushed ${image.digest}`);
+  }
+}
+async function checkPushPermissions(destinations, access) {
+  for (const destination of destinations) {
+    await withRegistry(access, destination, "push", ({ client, repository }) => client.checkPushPermission(repository));
   }
 }
 async function writeLocalOutputs(image, destinations, options) {
@@ -40773,8 +40796,8 @@ function nodeZstd() {
   return void 0;
 }
 function zstdLevelParameter() {
-  const constants2 = zlib.constants;
-  return constants2["ZSTD_c_compressionLevel"] ?? 100;
+  const zlibConstants = zlib.constants;
+  return zlibConstants["ZSTD_c_compressionLevel"] ?? 100;
 }
 function detectCompression(head) {
   if (head.length >= 2 && head[0] === 31 && head[1] === 139) return "gzip";
@@ -43243,7 +43266,7 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
 }
 
 // src/build/image-config.ts
-import { posix as posix2 } from "node:path";
+import { posix as posix3 } from "node:path";
 var defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 var defaultShell = ["/bin/sh", "-c"];
 function envList(config) {
@@ -43262,7 +43285,7 @@ function commandArgv(cmd, shell) {
   return cmd.form === "exec" ? [...cmd.args] : [...shell ?? defaultShell, cmd.command];
 }
 function resolveWorkdir(previous, path18) {
-  return posix2.resolve(previous || "/", path18);
+  return posix3.resolve(previous || "/", path18);
 }
 function applyToConfig(stage, instruction) {
   const config = stage.config;
@@ -43652,7 +43675,13 @@ var StageBuilder = class {
     const instruction = resolved.instruction;
     if (instruction.kind !== "copy" && instruction.kind !== "add") throw new Error("not a COPY/ADD");
     const from = instruction.kind === "copy" ? instruction.from : void 0;
-    const common = { instruction, destRoot: this.workRoot, workdir: resolved.workdir, scratchDir: this.session.workspace.scratch };
+    const common = {
+      instruction,
+      destRoot: this.workRoot,
+      workdir: resolved.workdir,
+      scratchDir: this.session.workspace.scratch,
+      git: { runner: createSpawnRunner(), env: this.session.env }
+    };
     if (from === void 0) {
       this.session.contextTree ??= await contextSourceTree(this.session.contextRoot, this.session.contextIgnore);
       return (await copyIntoRoot({ ...common, sourceRoot: this.session.contextRoot, sourceTree: this.session.contextTree })).changes;
@@ -43727,8 +43756,10 @@ async function executeBuild(options, deps) {
     throw new Error("no --destination given: name where to push the image, or pass --no-push");
   }
   const prepared = await prepareBuild(options, { env: deps.env, warn: (line) => progress.info(line), ...deps.stdin ? { stdin: deps.stdin } : {} });
-  const workspace = await createWorkspace(options.kilnDir);
+  let workspace;
   try {
+    if (!options.noPush && !options.skipPushPermissionCheck) await checkPushPermissions(destinations, deps.registry);
+    workspace = await createWorkspace(options.kilnDir);
     const plan = prepared.plan;
     const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === "run"));
     const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
@@ -43744,6 +43775,7 @@ async function executeBuild(options, deps) {
       sandbox: await locateSandboxTools(deps.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
       capabilities,
       runOutput: deps.stderr,
+      env: deps.env,
       created: options.reproducible ? (/* @__PURE__ */ new Date(0)).toISOString() : (deps.now?.() ?? /* @__PURE__ */ new Date()).toISOString(),
       results: /* @__PURE__ */ new Map(),
       ...deps.signal ? { signal: deps.signal } : {}
@@ -43759,7 +43791,7 @@ async function executeBuild(options, deps) {
     if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
     return { image, digest: image.digest };
   } finally {
-    await Promise.all([workspace.cleanup(), prepared.context.cleanup()]);
+    await Promise.all([workspace?.cleanup(), prepared.context.cleanup()]);
   }
 }
 function finalImage(target, session, options) {

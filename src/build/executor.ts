@@ -11,11 +11,11 @@ import type { RegistryAccess } from '../registry/connect.js';
 import { assertCapabilitiesAvailable, capabilitiesFromStatus, resolveCapabilities } from '../sandbox/capabilities.js';
 import { locateSandboxTools } from '../sandbox/chroot-runner.js';
 import type { BuildOptions } from './options.js';
-import { parseDestinations, pushToDestinations, writeLocalOutputs } from './outputs.js';
+import { checkPushPermissions, parseDestinations, pushToDestinations, writeLocalOutputs } from './outputs.js';
 import { prepareBuild } from './prepare.js';
 import { createProgress } from './progress.js';
 import { buildStage, type BuildSession, type StageResult } from './stage-builder.js';
-import { createWorkspace } from './workspace.js';
+import { createWorkspace, type Workspace } from './workspace.js';
 
 export interface ExecutorDependencies {
   env: NodeJS.ProcessEnv;
@@ -45,8 +45,10 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
     throw new Error('no --destination given: name where to push the image, or pass --no-push');
   }
   const prepared = await prepareBuild(options, { env: deps.env, warn: (line) => progress.info(line), ...(deps.stdin ? { stdin: deps.stdin } : {}) });
-  const workspace = await createWorkspace(options.kilnDir);
+  let workspace: Workspace | undefined;
   try {
+    if (!options.noPush && !options.skipPushPermissionCheck) await checkPushPermissions(destinations, deps.registry);
+    workspace = await createWorkspace(options.kilnDir);
     const plan = prepared.plan;
     const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === 'run'));
     const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
@@ -62,6 +64,7 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
       sandbox: await locateSandboxTools(deps.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'),
       capabilities,
       runOutput: deps.stderr,
+      env: deps.env,
       created: options.reproducible ? new Date(0).toISOString() : (deps.now?.() ?? new Date()).toISOString(),
       results: new Map(),
       ...(deps.signal ? { signal: deps.signal } : {}),
@@ -77,7 +80,7 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
     if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
     return { image, digest: image.digest };
   } finally {
-    await Promise.all([workspace.cleanup(), prepared.context.cleanup()]);
+    await Promise.all([workspace?.cleanup(), prepared.context.cleanup()]);
   }
 }
 

@@ -41,6 +41,13 @@ export async function pushToDestinations(
   }
 }
 
+/** Before any build work: every destination must accept a push (skipped with --skip-push-permission-check). */
+export async function checkPushPermissions(destinations: readonly Reference[], access: RegistryAccess): Promise<void> {
+  for (const destination of destinations) {
+    await withRegistry(access, destination, 'push', ({ client, repository }) => client.checkPushPermission(repository));
+  }
+}
+
 /** --tar-path, --oci-layout-path and the three digest files, with kaniko's contents. */
 export async function writeLocalOutputs(image: Image, destinations: readonly Reference[], options: BuildOptions): Promise<void> {
   if (options.tarPath !== undefined) {

@@ -23,6 +23,7 @@ import { runChrootStep, type SandboxTools } from '../sandbox/chroot-runner.js';
 import type { ChangeSet } from '../snapshot/change.js';
 import { createSnapshotter } from '../snapshot/create-snapshotter.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { createSpawnRunner, type IgnoreMatcher } from '../context/index.js';
 import { ChangeRecorder } from './copy/change-recorder.js';
 import { copyIntoRoot, contextSourceTree, type SourceTree } from './copy/index.js';
 import { ensureDirectory } from './copy/destination.js';
@@ -57,7 +58,7 @@ export interface BuildSession {
   options: BuildOptions;
   plan: BuildPlan;
   contextRoot: string;
-  contextIgnore: import('../context/index.js').IgnoreMatcher;
+  contextIgnore: IgnoreMatcher;
   workspace: Workspace;
   registry: RegistryAccess;
   progress: Progress;
@@ -66,6 +67,8 @@ export interface BuildSession {
   capabilities: string[];
   /** RUN output goes here (stderr: stdout ends with the digest). */
   runOutput: import("node:stream").Writable;
+  /** The process environment: git credentials for ADD of repositories. */
+  env: NodeJS.ProcessEnv;
   created: string;
   results: Map<number, StageResult>;
   signal?: AbortSignal;
@@ -365,7 +368,13 @@ class StageBuilder {
     const instruction = resolved.instruction;
     if (instruction.kind !== 'copy' && instruction.kind !== 'add') throw new Error('not a COPY/ADD');
     const from = instruction.kind === 'copy' ? instruction.from : undefined;
-    const common = { instruction, destRoot: this.workRoot, workdir: resolved.workdir, scratchDir: this.session.workspace.scratch };
+    const common = {
+      instruction,
+      destRoot: this.workRoot,
+      workdir: resolved.workdir,
+      scratchDir: this.session.workspace.scratch,
+      git: { runner: createSpawnRunner(), env: this.session.env },
+    };
     if (from === undefined) {
       this.session.contextTree ??= await contextSourceTree(this.session.contextRoot, this.session.contextIgnore);
       return (await copyIntoRoot({ ...common, sourceRoot: this.session.contextRoot, sourceTree: this.session.contextTree })).changes;

@@ -374,6 +374,24 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * kaniko's push-permission probe: open an upload session (which needs push rights) and cancel it,
+   * so a build that could never be pushed fails before it starts.
+   */
+  async checkPushPermission(repository: string): Promise<void> {
+    const location = await this.openUploadSession(repository);
+    const context = this.context(repository, 'cancel permission probe upload');
+    const response = await this.send({
+      context,
+      method: 'DELETE',
+      url: location,
+      scopes: [repositoryScope(this.apiRepository(repository), ['pull', 'push'])],
+      // Registries that cannot cancel uploads answer 404 or 405; the session then simply expires.
+      accept: [200, 202, 204, 404, 405],
+    });
+    await response.body.dump();
+  }
+
   private async openUploadSession(repository: string): Promise<URL> {
     const answer = await this.startUpload(repository);
     if (answer.mounted) throw new Error('unreachable: a plain upload POST cannot mount');
