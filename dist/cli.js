@@ -37696,6 +37696,49 @@ function missingAsUndefined2(error) {
   if (error.code === "ENOENT" || error.code === "ENOTDIR") return void 0;
   throw error;
 }
+function toRunMountRequest(mount, rootOf, workdir = "/") {
+  const target = () => {
+    if (mount.target === void 0 || mount.target === "") throw new RunMountError(`mount type=${mount.type} requires a target`);
+    return inWorkdir(mount.target, workdir);
+  };
+  switch (mount.type) {
+    case "bind":
+      return { type: "bind", target: target(), source: { root: rootOf(mount.from), path: mount.source ?? "/" }, readonly: mount.readonly };
+    case "cache":
+      return {
+        type: "cache",
+        target: target(),
+        id: mount.id ?? target(),
+        sharing: mount.sharing ?? "shared",
+        readonly: mount.readonly,
+        mode: mount.mode,
+        uid: mount.uid,
+        gid: mount.gid,
+        seed: mount.from === void 0 ? void 0 : { root: rootOf(mount.from), path: mount.source ?? "/" }
+      };
+    case "tmpfs":
+      return { type: "tmpfs", target: target(), sizeBytes: mount.size };
+    case "secret": {
+      const id = mount.id ?? mount.target?.replace(/\/+$/, "").split("/").pop();
+      if (id === void 0 || id === "") throw new RunMountError("RUN --mount=type=secret needs an id or a target");
+      return {
+        type: "secret",
+        id,
+        target: mount.target !== void 0 ? inWorkdir(mount.target, workdir) : mount.env === void 0 ? `/run/secrets/${id}` : void 0,
+        env: mount.env,
+        required: mount.required ?? false,
+        mode: mount.mode,
+        uid: mount.uid,
+        gid: mount.gid
+      };
+    }
+    case "ssh":
+      return { type: "ssh", id: mount.id ?? "default", target: mount.target, required: mount.required ?? false };
+  }
+}
+function inWorkdir(target, workdir) {
+  return target.startsWith("/") ? target : posix2.join("/", workdir, target);
+}
 
 // src/sandbox/chroot-runner.ts
 var SandboxError = class extends Error {
@@ -41653,6 +41696,25 @@ async function resolveUser(root, spec) {
   return resolveUserSpec(spec, passwd, group);
 }
 
+// src/sandbox/step-options.ts
+var insecureEntitlement = "security.insecure";
+var RunSecurityError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "RunSecurityError";
+  }
+};
+function sandboxNetwork(mode) {
+  return mode === "none" ? "none" : "host";
+}
+function runIsInsecure(mode, allowed) {
+  if (mode !== "insecure") return false;
+  if (allowed.some((entry) => entry.trim() === insecureEntitlement)) return true;
+  throw new RunSecurityError(
+    `RUN --security=insecure is not allowed: start the build with --allow ${insecureEntitlement} to grant this step every capability`
+  );
+}
+
 // src/snapshot/create-snapshotter.ts
 import { mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
 import path10 from "node:path";
@@ -43619,16 +43681,12 @@ var StageBuilder = class {
     const instruction = resolved.instruction;
     if (instruction.kind !== "run") throw new Error("not a RUN");
     const file = this.session.plan.file;
-    if ((instruction.mounts ?? []).length > 0 || instruction.mountSpecs.length > 0) {
-      throw new BuildStepError(file, resolved.line, "RUN --mount is not supported by this version of kiln yet");
-    }
-    let capabilities = this.session.capabilities;
-    if (instruction.security === "insecure") {
-      if (!this.session.options.allow.includes("security.insecure")) {
-        throw new BuildStepError(file, resolved.line, "RUN --security=insecure needs --allow security.insecure");
-      }
-      capabilities = allCapabilities();
-    }
+    const insecure = runIsInsecure(instruction.security, this.session.options.allow);
+    const capabilities = insecure ? allCapabilities() : this.session.capabilities;
+    const mounts = instruction.mounts ?? [];
+    const fromRoots = /* @__PURE__ */ new Map();
+    for (const mount of mounts) if (mount.from !== void 0) fromRoots.set(mount.from, await this.fromRoot(mount.from, resolved.line));
+    const rootOf = (from) => from === void 0 ? this.session.contextRoot : fromRoots.get(from) ?? this.session.contextRoot;
     await this.ensureSnapshotter();
     const user = await this.currentUser();
     const workdir = this.stage.config.WorkingDir || "/";
@@ -43652,7 +43710,19 @@ var StageBuilder = class {
           gid: user.gid,
           groups: user.groups,
           capabilities,
-          network: instruction.network === "none" ? "none" : "host",
+          network: sandboxNetwork(instruction.network),
+          ...mounts.length === 0 ? {} : {
+            runMounts: {
+              requests: mounts.map((mount) => toRunMountRequest(mount, rootOf, workdir)),
+              context: {
+                cacheRoot: join9(this.session.options.kilnDir, "cache-mounts"),
+                secrets: this.session.options.secrets,
+                hostEnv: this.session.env,
+                scratchDir: this.session.workspace.scratch,
+                runCommand
+              }
+            }
+          },
           hostname: "kiln",
           env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
           stdout: this.session.runOutput,
@@ -44717,7 +44787,9 @@ function parseSecret(entry) {
   const { id, src, source, env, type } = fields;
   if (!id) throw new UsageError(`--secret: missing id= in "${entry}"`);
   if (type !== void 0 && type !== "file" && type !== "env") throw new UsageError(`--secret: type must be file or env in "${entry}"`);
-  const file = src ?? source;
+  const named = src ?? source;
+  if (type === "env") return { id, env: env ?? named ?? id };
+  const file = named;
   if (file === void 0 && env === void 0) return { id, env: id };
   return { id, ...file === void 0 ? {} : { src: file }, ...env === void 0 ? {} : { env } };
 }

@@ -20,6 +20,8 @@ import { unpackImage } from '../rootfs/unpack.js';
 import { resolveUser, type ResolvedUser } from '../rootfs/users.js';
 import { allCapabilities } from '../sandbox/capabilities.js';
 import { runChrootStep, type SandboxTools } from '../sandbox/chroot-runner.js';
+import { toRunMountRequest } from '../sandbox/run-mounts.js';
+import { runIsInsecure, sandboxNetwork } from '../sandbox/step-options.js';
 import type { ChangeSet } from '../snapshot/change.js';
 import { createSnapshotter } from '../snapshot/create-snapshotter.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
@@ -311,16 +313,13 @@ class StageBuilder {
     const instruction = resolved.instruction;
     if (instruction.kind !== 'run') throw new Error('not a RUN');
     const file = this.session.plan.file;
-    if ((instruction.mounts ?? []).length > 0 || instruction.mountSpecs.length > 0) {
-      throw new BuildStepError(file, resolved.line, 'RUN --mount is not supported by this version of kiln yet');
-    }
-    let capabilities = this.session.capabilities;
-    if (instruction.security === 'insecure') {
-      if (!this.session.options.allow.includes('security.insecure')) {
-        throw new BuildStepError(file, resolved.line, 'RUN --security=insecure needs --allow security.insecure');
-      }
-      capabilities = allCapabilities();
-    }
+    const insecure = runIsInsecure(instruction.security, this.session.options.allow);
+    const capabilities = insecure ? allCapabilities() : this.session.capabilities;
+    const mounts = instruction.mounts ?? [];
+    // `from=` roots are found (and images pulled) before the step: the sandbox wants them at hand.
+    const fromRoots = new Map<string, string>();
+    for (const mount of mounts) if (mount.from !== undefined) fromRoots.set(mount.from, await this.fromRoot(mount.from, resolved.line));
+    const rootOf = (from: string | undefined): string => (from === undefined ? this.session.contextRoot : (fromRoots.get(from) ?? this.session.contextRoot));
     await this.ensureSnapshotter();
     const user = await this.currentUser();
     const workdir = this.stage.config.WorkingDir || '/';
@@ -344,7 +343,21 @@ class StageBuilder {
           gid: user.gid,
           groups: user.groups,
           capabilities,
-          network: instruction.network === 'none' ? 'none' : 'host',
+          network: sandboxNetwork(instruction.network),
+          ...(mounts.length === 0
+            ? {}
+            : {
+                runMounts: {
+                  requests: mounts.map((mount) => toRunMountRequest(mount, rootOf, workdir)),
+                  context: {
+                    cacheRoot: join(this.session.options.kilnDir, 'cache-mounts'),
+                    secrets: this.session.options.secrets,
+                    hostEnv: this.session.env,
+                    scratchDir: this.session.workspace.scratch,
+                    runCommand: runHostCommand,
+                  },
+                },
+              }),
           hostname: 'kiln',
           env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
           stdout: this.session.runOutput,

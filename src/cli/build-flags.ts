@@ -151,7 +151,10 @@ function parseSecret(entry: string): SecretSource {
   const { id, src, source, env, type } = fields;
   if (!id) throw new UsageError(`--secret: missing id= in "${entry}"`);
   if (type !== undefined && type !== 'file' && type !== 'env') throw new UsageError(`--secret: type must be file or env in "${entry}"`);
-  const file = src ?? source;
+  const named = src ?? source;
+  // buildx reads `src` as the variable's name when type=env.
+  if (type === 'env') return { id, env: env ?? named ?? id };
+  const file = named;
   if (file === undefined && env === undefined) return { id, env: id };
   return { id, ...(file === undefined ? {} : { src: file }), ...(env === undefined ? {} : { env }) };
 }

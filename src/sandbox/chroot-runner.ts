@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { chrootCommand, type ChrootStep } from './chroot-command.js';
+import { prepareRunMounts, type RunMountContext, type RunMountRequest } from './run-mounts.js';
 
-export interface RunStepRequest extends Omit<ChrootStep, 'hostFiles' | 'tools'> {
+export interface RunStepRequest extends Omit<ChrootStep, 'hostFiles' | 'tools' | 'mounts' | 'stagingDir'> {
   env: Record<string, string>;
   stdout: Writable;
   stderr: Writable;
@@ -12,11 +13,15 @@ export interface RunStepRequest extends Omit<ChrootStep, 'hostFiles' | 'tools'> 
   signal?: AbortSignal;
   /** Host files to show inside the root, e.g. ['/etc/resolv.conf', '/etc/hosts']. */
   hostFiles: readonly string[];
+  /** `RUN --mount`s, and what the build gives them (cache root, secrets, scratch directory). */
+  runMounts?: { requests: readonly RunMountRequest[]; context: RunMountContext };
 }
 
 export interface StepResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
+  /** Mount points (host paths) left in the root because the step wrote into directories kiln made for them. */
+  keptMountPoints: string[];
 }
 
 export class SandboxError extends Error {
@@ -69,32 +74,85 @@ async function prepareHostFiles(root: string, files: readonly string[]): Promise
 export interface SandboxTools {
   setpriv: string;
   unshare: string;
+  /** util-linux's flock, for cache mount locks. */
+  flock: string;
 }
 
 /** Runs one RUN step chrooted in fresh namespaces and waits for it and everything it started. */
 export async function runChrootStep(request: RunStepRequest, tools: SandboxTools): Promise<StepResult> {
   for (const name of ['proc', 'dev', 'sys']) await ensureMountDirectory(request.root, name);
-  const { mounts, created } = await prepareHostFiles(request.root, request.hostFiles);
-  const argv = chrootCommand({ ...request, hostFiles: mounts, tools });
+  const { mounts: hostFiles, created } = await prepareHostFiles(request.root, request.hostFiles);
   try {
-    return await new Promise<StepResult>((resolve, reject) => {
-      const child = spawn(argv[0] ?? tools.unshare, argv.slice(1), {
-        env: request.env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        signal: request.signal,
-        killSignal: 'SIGKILL',
-      });
-      child.stdout.pipe(request.stdout, { end: false });
-      child.stderr.pipe(request.stderr, { end: false });
-      child.once('error', (error) => {
-        if (error.name === 'AbortError') return;
-        reject(new SandboxError(`could not start the RUN sandbox (${tools.unshare}): ${error.message}`));
-      });
-      child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
-    });
+    const prepared = request.runMounts
+      ? await prepareRunMounts(request.root, request.runMounts.requests, request.runMounts.context, { flock: tools.flock, signal: request.signal })
+      : undefined;
+    let outcome: Omit<StepResult, 'keptMountPoints'>;
+    try {
+      const argv = chrootCommand({ ...request, hostFiles, tools, mounts: prepared?.mounts, stagingDir: prepared?.stagingDir });
+      const env = { ...request.env, ...prepared?.env };
+      outcome = await spawnStep(argv, env, request, prepared?.secretInputs ?? [], tools);
+    } catch (error) {
+      await prepared?.release();
+      throw error;
+    }
+    // What the step wrote next to a mount point is its own change and stays in the layer.
+    const released = await prepared?.release();
+    return { ...outcome, keptMountPoints: released?.kept ?? [] };
   } finally {
     await Promise.all(created.map((path) => rm(path, { force: true })));
   }
+}
+
+/**
+ * Spawns the step; secrets go down file descriptors 3-9 (never argv, env or disk) and are read by the
+ * setup script into the step's private tmpfs.
+ */
+async function spawnStep(
+  argv: string[],
+  env: Record<string, string>,
+  request: RunStepRequest,
+  secretInputs: readonly { fd: number; open: () => NodeJS.ReadableStream }[],
+  tools: SandboxTools,
+): Promise<Omit<StepResult, 'keptMountPoints'>> {
+  const highest = Math.max(2, ...secretInputs.map((input) => input.fd));
+  const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'];
+  for (let fd = 3; fd <= highest; fd++) stdio.push(secretInputs.some((input) => input.fd === fd) ? 'pipe' : 'ignore');
+  const inputErrors: Error[] = [];
+  const result = await new Promise<Omit<StepResult, 'keptMountPoints'>>((resolve, reject) => {
+    const child = spawn(argv[0] ?? tools.unshare, argv.slice(1), {
+      env,
+      stdio,
+      signal: request.signal,
+      killSignal: 'SIGKILL',
+    });
+    child.stdout?.pipe(request.stdout, { end: false });
+    child.stderr?.pipe(request.stderr, { end: false });
+    for (const input of secretInputs) {
+      const sink = child.stdio[input.fd];
+      if (!(sink instanceof Writable)) {
+        child.kill('SIGKILL');
+        reject(new SandboxError(`no pipe for secret descriptor ${input.fd}`));
+        return;
+      }
+      // A setup script that failed before reading closes the pipe (EPIPE): the step's exit status says so.
+      sink.on('error', (error) => inputErrors.push(error));
+      const source = input.open();
+      source.on('error', (error: Error) => {
+        inputErrors.push(error);
+        sink.destroy();
+      });
+      source.pipe(sink);
+    }
+    child.once('error', (error) => {
+      if (error.name === 'AbortError') return;
+      reject(new SandboxError(`could not start the RUN sandbox (${tools.unshare}): ${error.message}`));
+    });
+    child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+  });
+  if (result.exitCode === 0 && inputErrors.length > 0) {
+    throw new SandboxError(`a secret could not be handed to the RUN step: ${inputErrors.map((error) => error.message).join('; ')}`);
+  }
+  return result;
 }
 
 /** Finds util-linux's setpriv and unshare on the host PATH (they run before the chroot). */
@@ -107,5 +165,5 @@ export async function locateSandboxTools(hostPath: string): Promise<SandboxTools
     }
     throw new SandboxError(`RUN steps need util-linux's ${name} on the PATH (Debian/Ubuntu: apt-get install util-linux)`);
   };
-  return { setpriv: await find('setpriv'), unshare: await find('unshare') };
+  return { setpriv: await find('setpriv'), unshare: await find('unshare'), flock: await find('flock') };
 }

@@ -214,6 +214,37 @@ describe('kiln builds (busybox base, real registry, real chroot)', () => {
     expect([made.uid, made.gid]).toEqual([1001, 0]);
   });
 
+  it('keeps cache mounts across builds, out of the image; secrets reach RUN and nothing else', async () => {
+    const secretFile = path.join(work, 'token.txt');
+    const secret = `s3cr3t-${process.pid}-${Date.now()}`;
+    await writeFile(secretFile, secret);
+    const dockerfile = [
+      'FROM BASE_IMAGE',
+      'RUN --mount=type=cache,target=/cache sh -c "echo run >> /cache/runs; wc -l < /cache/runs > /runs-seen"',
+      'RUN --mount=type=secret,id=token sh -c "sha256sum /run/secrets/token | cut -d\\" \\" -f1 > /secret-check"',
+      'RUN --mount=type=secret,id=token,env=TOKEN sh -c "test -n \"$TOKEN\" && echo env-ok > /env-check"',
+      '',
+    ].join('\n');
+    const args = ['--secret', `id=token,src=${secretFile}`];
+    const dir = await context(dockerfile);
+    await build(dir, 'cache:1', args);
+    const second = await kiln(['--context', dir, '--destination', `${registry.host}/cache:2`, ...args]);
+    expect(second.code).toBe(0);
+    expect(second.stdout + second.stderr).not.toContain(secret);
+    const first = await readBack('cache:1');
+    const again = await readBack('cache:2');
+    expect((await readFile(path.join(first.rootfs, 'runs-seen'), 'utf8')).trim()).toBe('1');
+    expect((await readFile(path.join(again.rootfs, 'runs-seen'), 'utf8')).trim()).toBe('2');
+    await expect(lstat(path.join(again.rootfs, 'cache/runs'))).rejects.toThrow(/ENOENT/);
+    const secretDigest = (await import('node:crypto')).createHash('sha256').update(secret).digest('hex');
+    expect(await readFile(path.join(again.rootfs, 'secret-check'), 'utf8')).toBe(`${secretDigest}\n`);
+    expect(await readFile(path.join(again.rootfs, 'env-check'), 'utf8')).toBe('env-ok\n');
+    await expect(lstat(path.join(again.rootfs, 'run/secrets/token'))).rejects.toThrow(/ENOENT/);
+    const { stdout: everything } = await runTool('grep', ['-r', '-l', '--', secret, again.rootfs]).catch(() => ({ stdout: '' }));
+    expect(everything).toBe('');
+    expect(JSON.stringify(again.config)).not.toContain(secret);
+  });
+
   it('stops cleanly on SIGTERM: the step is killed and the work directory removed', async () => {
     const dir = await context('FROM BASE_IMAGE\nRUN sleep 300\n');
     const child = spawn(process.execPath, [cli, '--kaniko-dir', kilnDir, '--context', dir, '--destination', `${registry.host}/slow:1`], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -231,7 +262,7 @@ describe('kiln builds (busybox base, real registry, real chroot)', () => {
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect(code).not.toBe(0);
-    expect(await readdir(kilnDir)).toEqual([]);
+    expect((await readdir(kilnDir)).filter((name) => name.startsWith('build-'))).toEqual([]);
     const { stdout } = await runTool('ps', ['-eo', 'args']);
     expect(stdout).not.toMatch(/^sleep 300$/m);
   });

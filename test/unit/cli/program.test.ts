@@ -98,8 +98,8 @@ describe('kiln CLI', () => {
   });
 
   it('parses secrets and git options', async () => {
-    const options = await buildOptions(['--secret', 'id=npm,src=/run/npmrc', '--secret', 'id=TOKEN', '--git', 'branch=main,single-branch=true']);
-    expect(options.secrets).toEqual([{ id: 'npm', src: '/run/npmrc' }, { id: 'TOKEN', env: 'TOKEN' }]);
+    const options = await buildOptions(['--secret', 'id=npm,src=/run/npmrc', '--secret', 'id=TOKEN', '--secret', 'id=gh,type=env,src=GH_TOKEN', '--git', 'branch=main,single-branch=true']);
+    expect(options.secrets).toEqual([{ id: 'npm', src: '/run/npmrc' }, { id: 'TOKEN', env: 'TOKEN' }, { id: 'gh', env: 'GH_TOKEN' }]);
     expect(options.git).toEqual({ branch: 'main', 'single-branch': 'true' });
   });
 
@@ -123,12 +123,12 @@ describe('kiln CLI', () => {
     const result = await run(['copy', '--insecure', 'docker://127.0.0.1:5000/a:1', 'oci:/tmp/layout:v1']);
     expect(result.code).toBe(0);
     expect(result.copied[0]?.source).toEqual({ transport: 'registry', reference: '127.0.0.1:5000/a:1' });
-    expect(result.copied[0]?.destination).toEqual({ transport: 'oci', path: '/tmp/layout', tag: 'v1' });
+    expect(result.copied[0]?.destination).toEqual({ transport: 'oci', directory: '/tmp/layout', tag: 'v1' });
     expect(result.copied[0]?.registry.insecure).toBe(true);
-    expect(parseImageLocation('docker-archive:/tmp/a.tar:repo/x:1')).toEqual({ transport: 'docker-archive', path: '/tmp/a.tar', reference: 'repo/x:1' });
+    expect(parseImageLocation('docker-archive:/tmp/a.tar:repo/x:1')).toEqual({ transport: 'docker-archive', file: '/tmp/a.tar', reference: 'repo/x:1' });
     expect(parseImageLocation('busybox')).toEqual({ transport: 'registry', reference: 'busybox' });
     expect(() => parseImageLocation('s3://bucket/x')).toThrow(/unsupported image location/);
-    expect(() => parseImageLocation('oci:')).toThrow(/missing path/);
+    expect(() => parseImageLocation('oci:')).toThrow(/directory is missing/);
   });
 });
 
