@@ -43607,14 +43607,7 @@ var StageBuilder = class {
       return "recorded (single snapshot)";
     }
     const set = await changes();
-    const options = this.session.options;
-    const written = await writeLayer(set, {
-      compression: options.compression,
-      ...options.compressionLevel === void 0 ? {} : { level: options.compressionLevel },
-      reproducible: options.reproducible,
-      outputDir: this.session.workspace.blobs,
-      format: options.imageFormat
-    });
+    const written = await this.writeStepLayer(set);
     if (this.snapshotter) await this.snapshotter.commit();
     if (written === null) {
       this.history.push({ created: this.session.created, created_by: createdBy, comment: "buildkit.dockerfile.v0", empty_layer: true });
@@ -43623,6 +43616,17 @@ var StageBuilder = class {
     this.layers.push(written.layer);
     this.history.push({ created: this.session.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" });
     return `layer ${formatBytes(written.size)} (${set.changes.length} change(s))`;
+  }
+  writeStepLayer(set) {
+    const options = this.session.options;
+    return writeLayer(set, {
+      compression: options.compression,
+      ...options.compressionLevel === void 0 ? {} : { level: options.compressionLevel },
+      reproducible: options.reproducible,
+      ...this.session.sourceDateEpoch === void 0 ? {} : { sourceDateEpoch: this.session.sourceDateEpoch },
+      outputDir: this.session.workspace.blobs,
+      format: options.imageFormat
+    });
   }
   async ensureSnapshotter() {
     if (this.snapshotter) return;
@@ -43654,15 +43658,7 @@ var StageBuilder = class {
   /** With --single-snapshot, the stage's one layer: everything since the stage's base. */
   async finish() {
     if (!this.single || !this.snapshotter) return;
-    const set = await this.snapshotter.diff();
-    const options = this.session.options;
-    const written = await writeLayer(set, {
-      compression: options.compression,
-      ...options.compressionLevel === void 0 ? {} : { level: options.compressionLevel },
-      reproducible: options.reproducible,
-      outputDir: this.session.workspace.blobs,
-      format: options.imageFormat
-    });
+    const written = await this.writeStepLayer(await this.snapshotter.diff());
     if (written !== null) {
       this.layers.push(written.layer);
       this.history.push({ created: this.session.created, created_by: "kiln single snapshot", comment: "buildkit.dockerfile.v0" });
@@ -43671,11 +43667,13 @@ var StageBuilder = class {
   async currentUser() {
     return resolveUser(this.workRoot, this.stage.config.User || "0");
   }
+  /** WORKDIR creates what is missing, owned by the current USER; an existing directory is no change. */
   async makeWorkdir(path18) {
+    if ((await resolveDestinationPath(this.workRoot, path18)).kind === "directory") return { root: this.workRoot, changes: [] };
     const user = await this.currentUser();
     const recorder = new ChangeRecorder(this.workRoot);
     await ensureDirectory(recorder, { keyword: "WORKDIR", line: 0 }, path18, { uid: user.uid, gid: user.gid });
-    return { root: this.workRoot, changes: await onlyCreated(recorder.changeSet(), this.workRoot) };
+    return recorder.changeSet();
   }
   async run(resolved) {
     const instruction = resolved.instruction;
@@ -43770,7 +43768,7 @@ var StageBuilder = class {
     }
     const reference = parseReference(from);
     const key = reference.toString();
-    const cache = fromImageRoots(this.session);
+    const cache = this.session.fromImageRoots;
     const known = cache.get(key);
     if (known !== void 0) return known;
     const root = this.session.workspace.imageRoot(cache.size);
@@ -43782,19 +43780,6 @@ var StageBuilder = class {
     return root;
   }
 };
-var imageRoots = /* @__PURE__ */ new WeakMap();
-function fromImageRoots(session) {
-  let roots = imageRoots.get(session);
-  if (!roots) {
-    roots = /* @__PURE__ */ new Map();
-    imageRoots.set(session, roots);
-  }
-  return roots;
-}
-async function onlyCreated(set, root) {
-  void root;
-  return set.changes;
-}
 
 // src/build/workspace.ts
 import { mkdir as mkdir14, mkdtemp as mkdtemp6, rm as rm15 } from "node:fs/promises";
@@ -43816,11 +43801,25 @@ async function createWorkspace(kilnDir) {
 }
 
 // src/build/executor.ts
+function recordingProgress(inner, steps, now = () => performance.now()) {
+  return {
+    info: (line) => inner.info(line),
+    step(label) {
+      const started = now();
+      const done = inner.step(label);
+      return (outcome) => {
+        steps.push({ label, outcome, seconds: (now() - started) / 1e3 });
+        done(outcome);
+      };
+    }
+  };
+}
 async function ownCapabilities() {
   return capabilitiesFromStatus(await readFile5("/proc/self/status", "utf8"));
 }
 async function executeBuild(options, deps) {
-  const progress = createProgress((text) => deps.stderr.write(text));
+  const steps = [];
+  const progress = recordingProgress(createProgress((text) => deps.stderr.write(text)), steps);
   const destinations = parseDestinations(options.destinations);
   if (destinations.length === 0 && !options.noPush) {
     throw new Error("no --destination given: name where to push the image, or pass --no-push");
@@ -43834,6 +43833,7 @@ async function executeBuild(options, deps) {
     const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === "run"));
     const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
     if (needsRun) assertCapabilitiesAvailable(capabilities, await ownCapabilities());
+    const sourceDateEpoch = parseSourceDateEpoch(deps.env.SOURCE_DATE_EPOCH);
     const session = {
       options,
       plan,
@@ -43846,8 +43846,10 @@ async function executeBuild(options, deps) {
       capabilities,
       runOutput: deps.stderr,
       env: deps.env,
-      created: options.reproducible ? (/* @__PURE__ */ new Date(0)).toISOString() : (deps.now?.() ?? /* @__PURE__ */ new Date()).toISOString(),
+      created: createdTimestamp(options, sourceDateEpoch, deps.now),
+      ...sourceDateEpoch === void 0 ? {} : { sourceDateEpoch },
       results: /* @__PURE__ */ new Map(),
+      fromImageRoots: /* @__PURE__ */ new Map(),
       ...deps.signal ? { signal: deps.signal } : {}
     };
     for (const index of plan.order) {
@@ -43859,10 +43861,20 @@ async function executeBuild(options, deps) {
     const image = finalImage(target, session, options);
     await writeLocalOutputs(image, destinations, options);
     if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
-    return { image, digest: image.digest };
+    return { image, digest: image.digest, steps };
   } finally {
     await Promise.all([workspace?.cleanup(), prepared.context.cleanup()]);
   }
+}
+function parseSourceDateEpoch(value) {
+  if (value === void 0 || value === "") return void 0;
+  if (!/^\d+$/.test(value)) throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, got "${value}"`);
+  return Number(value);
+}
+function createdTimestamp(options, sourceDateEpoch, now) {
+  if (sourceDateEpoch !== void 0) return new Date(sourceDateEpoch * 1e3).toISOString();
+  if (options.reproducible) return (/* @__PURE__ */ new Date(0)).toISOString();
+  return (now?.() ?? /* @__PURE__ */ new Date()).toISOString();
 }
 function finalImage(target, session, options) {
   const config = { ...target.stage.config };

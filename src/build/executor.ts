@@ -13,7 +13,7 @@ import { locateSandboxTools } from '../sandbox/chroot-runner.js';
 import type { BuildOptions } from './options.js';
 import { checkPushPermissions, parseDestinations, pushToDestinations, writeLocalOutputs } from './outputs.js';
 import { prepareBuild } from './prepare.js';
-import { createProgress } from './progress.js';
+import { createProgress, type Progress } from './progress.js';
 import { buildStage, type BuildSession, type StageResult } from './stage-builder.js';
 import { createWorkspace, type Workspace } from './workspace.js';
 
@@ -28,9 +28,33 @@ export interface ExecutorDependencies {
   now?: () => Date;
 }
 
+/** One progress step as it ended: what it was, how it ended (e.g. "cached", "layer 1.2 MiB"), how long it took. */
+export interface StepTiming {
+  label: string;
+  outcome: string;
+  seconds: number;
+}
+
 export interface BuildResult {
   image: Image;
   digest: string;
+  /** Every step in the order it ended, for CI summaries. */
+  steps: StepTiming[];
+}
+
+/** Progress that also records each step's outcome and duration. */
+function recordingProgress(inner: Progress, steps: StepTiming[], now: () => number = () => performance.now()): Progress {
+  return {
+    info: (line) => inner.info(line),
+    step(label) {
+      const started = now();
+      const done = inner.step(label);
+      return (outcome) => {
+        steps.push({ label, outcome, seconds: (now() - started) / 1000 });
+        done(outcome);
+      };
+    },
+  };
 }
 
 /** Reads the capability sets of kiln's own process (RUN steps cannot get more). */
@@ -39,7 +63,8 @@ async function ownCapabilities(): Promise<{ bounding: string[]; effective: strin
 }
 
 export async function executeBuild(options: BuildOptions, deps: ExecutorDependencies): Promise<BuildResult> {
-  const progress = createProgress((text) => deps.stderr.write(text));
+  const steps: StepTiming[] = [];
+  const progress = recordingProgress(createProgress((text) => deps.stderr.write(text)), steps);
   const destinations = parseDestinations(options.destinations);
   if (destinations.length === 0 && !options.noPush) {
     throw new Error('no --destination given: name where to push the image, or pass --no-push');
@@ -53,6 +78,7 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
     const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === 'run'));
     const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
     if (needsRun) assertCapabilitiesAvailable(capabilities, await ownCapabilities());
+    const sourceDateEpoch = parseSourceDateEpoch(deps.env.SOURCE_DATE_EPOCH);
     const session: BuildSession = {
       options,
       plan,
@@ -65,8 +91,10 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
       capabilities,
       runOutput: deps.stderr,
       env: deps.env,
-      created: options.reproducible ? new Date(0).toISOString() : (deps.now?.() ?? new Date()).toISOString(),
+      created: createdTimestamp(options, sourceDateEpoch, deps.now),
+      ...(sourceDateEpoch === undefined ? {} : { sourceDateEpoch }),
       results: new Map(),
+      fromImageRoots: new Map(),
       ...(deps.signal ? { signal: deps.signal } : {}),
     };
     for (const index of plan.order) {
@@ -78,10 +106,24 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
     const image = finalImage(target, session, options);
     await writeLocalOutputs(image, destinations, options);
     if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
-    return { image, digest: image.digest };
+    return { image, digest: image.digest, steps };
   } finally {
     await Promise.all([workspace?.cleanup(), prepared.context.cleanup()]);
   }
+}
+
+/** SOURCE_DATE_EPOCH as reproducible-builds.org defines it: whole seconds since the epoch. */
+export function parseSourceDateEpoch(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, got "${value}"`);
+  return Number(value);
+}
+
+/** The image's `created` and every history entry's: SOURCE_DATE_EPOCH, else 0 with --reproducible, else now. */
+function createdTimestamp(options: BuildOptions, sourceDateEpoch: number | undefined, now: (() => Date) | undefined): string {
+  if (sourceDateEpoch !== undefined) return new Date(sourceDateEpoch * 1000).toISOString();
+  if (options.reproducible) return new Date(0).toISOString();
+  return (now?.() ?? new Date()).toISOString();
 }
 
 function finalImage(target: StageResult, session: BuildSession, options: BuildOptions): Image {

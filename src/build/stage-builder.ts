@@ -28,7 +28,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { createSpawnRunner, type IgnoreMatcher } from '../context/index.js';
 import { ChangeRecorder } from './copy/change-recorder.js';
 import { copyIntoRoot, contextSourceTree, type SourceTree } from './copy/index.js';
-import { ensureDirectory } from './copy/destination.js';
+import { ensureDirectory, resolveDestinationPath } from './copy/destination.js';
 import { applyToConfig, stageConfigFromBase, type StageConfig } from './image-config.js';
 import type { BuildOptions } from './options.js';
 import { formatBytes, type Progress } from './progress.js';
@@ -72,8 +72,12 @@ export interface BuildSession {
   /** The process environment: git credentials for ADD of repositories. */
   env: NodeJS.ProcessEnv;
   created: string;
+  /** SOURCE_DATE_EPOCH, seconds: layer mtimes are clamped to it. */
+  sourceDateEpoch?: number;
   results: Map<number, StageResult>;
   signal?: AbortSignal;
+  /** Images named by `COPY --from`/`--mount=from=`, unpacked once per build: reference → root. */
+  fromImageRoots: Map<string, string>;
   /** The context's source tree, walked once and shared by every COPY/ADD from the context. */
   contextTree?: SourceTree;
 }
@@ -231,14 +235,7 @@ class StageBuilder {
       return 'recorded (single snapshot)';
     }
     const set = await changes();
-    const options = this.session.options;
-    const written = await writeLayer(set, {
-      compression: options.compression,
-      ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
-      reproducible: options.reproducible,
-      outputDir: this.session.workspace.blobs,
-      format: options.imageFormat,
-    });
+    const written = await this.writeStepLayer(set);
     if (this.snapshotter) await this.snapshotter.commit();
     if (written === null) {
       this.history.push({ created: this.session.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0', empty_layer: true });
@@ -247,6 +244,18 @@ class StageBuilder {
     this.layers.push(written.layer);
     this.history.push({ created: this.session.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' });
     return `layer ${formatBytes(written.size)} (${set.changes.length} change(s))`;
+  }
+
+  private writeStepLayer(set: ChangeSet): ReturnType<typeof writeLayer> {
+    const options = this.session.options;
+    return writeLayer(set, {
+      compression: options.compression,
+      ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
+      reproducible: options.reproducible,
+      ...(this.session.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: this.session.sourceDateEpoch }),
+      outputDir: this.session.workspace.blobs,
+      format: options.imageFormat,
+    });
   }
 
   private async ensureSnapshotter(): Promise<void> {
@@ -282,15 +291,7 @@ class StageBuilder {
   /** With --single-snapshot, the stage's one layer: everything since the stage's base. */
   async finish(): Promise<void> {
     if (!this.single || !this.snapshotter) return;
-    const set = await this.snapshotter.diff();
-    const options = this.session.options;
-    const written = await writeLayer(set, {
-      compression: options.compression,
-      ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
-      reproducible: options.reproducible,
-      outputDir: this.session.workspace.blobs,
-      format: options.imageFormat,
-    });
+    const written = await this.writeStepLayer(await this.snapshotter.diff());
     if (written !== null) {
       this.layers.push(written.layer);
       this.history.push({ created: this.session.created, created_by: 'kiln single snapshot', comment: 'buildkit.dockerfile.v0' });
@@ -301,12 +302,13 @@ class StageBuilder {
     return resolveUser(this.workRoot, this.stage.config.User || '0');
   }
 
+  /** WORKDIR creates what is missing, owned by the current USER; an existing directory is no change. */
   private async makeWorkdir(path: string): Promise<ChangeSet> {
+    if ((await resolveDestinationPath(this.workRoot, path)).kind === 'directory') return { root: this.workRoot, changes: [] };
     const user = await this.currentUser();
     const recorder = new ChangeRecorder(this.workRoot);
     await ensureDirectory(recorder, { keyword: 'WORKDIR', line: 0 }, path, { uid: user.uid, gid: user.gid });
-    // A directory that already existed is not a change of WORKDIR's.
-    return { root: this.workRoot, changes: (await onlyCreated(recorder.changeSet(), this.workRoot)) };
+    return recorder.changeSet();
   }
 
   private async run(resolved: ResolvedInstruction): Promise<string[]> {
@@ -407,7 +409,7 @@ class StageBuilder {
     }
     const reference = parseReference(from);
     const key = reference.toString();
-    const cache = fromImageRoots(this.session);
+    const cache = this.session.fromImageRoots;
     const known = cache.get(key);
     if (known !== undefined) return known;
     const root = this.session.workspace.imageRoot(cache.size);
@@ -418,20 +420,4 @@ class StageBuilder {
     cache.set(key, root);
     return root;
   }
-}
-
-const imageRoots = new WeakMap<BuildSession, Map<string, string>>();
-function fromImageRoots(session: BuildSession): Map<string, string> {
-  let roots = imageRoots.get(session);
-  if (!roots) {
-    roots = new Map();
-    imageRoots.set(session, roots);
-  }
-  return roots;
-}
-
-/** Keeps only the directories a WORKDIR actually created (the last ones of the recorded chain). */
-async function onlyCreated(set: ChangeSet, root: string): Promise<ChangeSet['changes']> {
-  void root;
-  return set.changes;
 }
