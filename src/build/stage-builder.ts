@@ -115,9 +115,35 @@ async function prepareBase(session: BuildSession, index: number, root: string): 
   const image = await withRegistry(session.registry, reference, 'pull', ({ client, repository }) =>
     pullImage(client, repository, reference.identifier, { platform }),
   );
-  await unpackImage(root, image, { warn: (line) => session.progress.info(`  warning: ${line}`) });
-  done(`unpacked ${image.layers.length} layer(s), ${formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0))}`);
+  const size = formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0));
+  const warn = (line: string): void => session.progress.info(`  warning: ${line}`);
+  if (copyOnlyStage(session, index) && (image.config.config?.OnBuild ?? []).length === 0) {
+    // Nothing in this stage reads a base file's bytes: only where things are (directories, links,
+    // modes) and who users are. The layers it adds are the same; writing the base's files is skipped.
+    await unpackImage(root, image, { warn, keepContent: isUserDatabase });
+    done(`laid out ${image.layers.length} layer(s), ${size}, without file contents (COPY-only stage)`);
+  } else {
+    await unpackImage(root, image, { warn });
+    done(`unpacked ${image.layers.length} layer(s), ${size}`);
+  }
   return { config: image.config, layers: [...image.layers], history: [...(image.config.history ?? [])], sources: [reference] };
+}
+
+/**
+ * A stage that runs nothing and that no other stage builds on, copies from or mounts: its base
+ * files' contents can never be read, so the base need not be written out in full.
+ */
+export function copyOnlyStage(session: Pick<BuildSession, 'plan' | 'options'>, index: number): boolean {
+  const { plan, options } = session;
+  if (options.singleSnapshot) return false;
+  const stage = plan.stages[index];
+  if (stage === undefined || stage.instructions.some((planned) => planned.instruction.kind === 'run')) return false;
+  return !plan.stages.some((other) => other.dependsOn.some((dependency) => dependency.stage === index));
+}
+
+/** `--chown` by name reads the image's user database, wherever its files are. */
+function isUserDatabase(relativePath: string): boolean {
+  return /(^|\/)(passwd|group)$/.test(relativePath);
 }
 
 /** Builds stage `index` of the plan; its base must be built already. */

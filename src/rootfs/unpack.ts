@@ -35,6 +35,12 @@ export interface ApplyLayerOptions {
   /** Receives what could not be reproduced exactly (device nodes without privilege, xattrs). */
   warn?: (message: string) => void;
   compression?: CompressionEnv;
+  /**
+   * Which regular files get their content (default: all). The others are created empty with their
+   * metadata: a skeleton of the image whose paths, types, links and modes are exact, for steps that
+   * only need to know where things are (a COPY-only stage never reads a base file's bytes).
+   */
+  keepContent?: (relativePath: string) => boolean;
 }
 
 export interface ApplyLayerResult {
@@ -52,6 +58,8 @@ type TarHeader = Partial<Omit<tarStream.Header, 'pax' | 'type'>> & {
 
 /** An entry's data as tar-stream hands it out (a streamx readable). */
 type EntryBody = AsyncIterable<Uint8Array>;
+
+const noContent: EntryBody = { [Symbol.asyncIterator]: async function* () {} };
 
 /** Larger files are written in batches of this size. */
 const writeBatchBytes = 1024 * 1024;
@@ -181,7 +189,12 @@ class LayerApplier {
           break;
         case 'file':
         case 'contiguous-file':
-          await this.regularFile(header, target.host, body);
+          if (this.options.keepContent === undefined || this.options.keepContent(target.relative)) {
+            await this.regularFile(header, target.host, body);
+          } else {
+            await drain(body);
+            await this.smallFile(header, target.host, noContent);
+          }
           break;
         case 'symlink':
           await drain(body);

@@ -245,6 +245,23 @@ describe('kiln builds (busybox base, real registry, real chroot)', () => {
     expect(JSON.stringify(again.config)).not.toContain(secret);
   });
 
+  it('takes the COPY-only fast path with exact results: base symlinks followed, --chown by name, base files intact', async () => {
+    await build(
+      await context('FROM BASE_IMAGE\nRUN mkdir -p /opt/real && ln -s /opt/real /opt/link && echo app:x:4321:4321::/:/bin/sh >> /etc/passwd && echo app:x:4321: >> /etc/group\n'),
+      'linked-base:1',
+    );
+    const dir = await context(`FROM ${registry.host}/linked-base:1\nCOPY --chown=app:app f.txt /opt/link/f.txt\nCOPY f.txt /copied/\n`, { 'f.txt': 'payload' });
+    const result = await kiln(['--context', dir, '--destination', `${registry.host}/copy-only:1`]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/without file contents \(COPY-only stage\)/);
+    const { rootfs } = await readBack('copy-only:1');
+    const copied = await stat(path.join(rootfs, 'opt/real/f.txt'));
+    expect([copied.uid, copied.gid]).toEqual([4321, 4321]);
+    expect((await lstat(path.join(rootfs, 'opt/link'))).isSymbolicLink()).toBe(true);
+    expect(await readFile(path.join(rootfs, 'copied/f.txt'), 'utf8')).toBe('payload');
+    expect((await stat(path.join(rootfs, 'bin/busybox'))).size).toBeGreaterThan(100_000);
+  });
+
   it('stops cleanly on SIGTERM: the step is killed and the work directory removed', async () => {
     const dir = await context('FROM BASE_IMAGE\nRUN sleep 300\n');
     const child = spawn(process.execPath, [cli, '--kaniko-dir', kilnDir, '--context', dir, '--destination', `${registry.host}/slow:1`], { stdio: ['ignore', 'pipe', 'pipe'] });
