@@ -15,6 +15,7 @@ import { checkPushPermissions, parseDestinations, pushToDestinations, writeLocal
 import { prepareBuild } from './prepare.js';
 import { createProgress, type Progress } from './progress.js';
 import { buildStage, type BuildSession, type StageResult } from './stage-builder.js';
+import { unsupportedOptions } from './unsupported.js';
 import { createWorkspace, type Workspace } from './workspace.js';
 
 export interface ExecutorDependencies {

@@ -17,13 +17,40 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
-export function createProgress(write: (text: string) => void, now: () => number = () => performance.now()): Progress {
+/** kaniko's --verbosity, --log-format and --log-timestamp. */
+export interface LogSettings {
+  verbosity: 'panic' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  format: 'text' | 'color' | 'json';
+  timestamp: boolean;
+}
+
+const defaultLogSettings: LogSettings = { verbosity: 'info', format: 'text', timestamp: false };
+
+/** Progress lines are info: shown at info and more verbose levels, as kaniko's are. */
+function showsInfo(verbosity: LogSettings['verbosity']): boolean {
+  return verbosity === 'info' || verbosity === 'debug' || verbosity === 'trace';
+}
+
+export function createProgress(
+  write: (text: string) => void,
+  settings: LogSettings = defaultLogSettings,
+  now: () => number = () => performance.now(),
+  clock: () => Date = () => new Date(),
+): Progress {
+  const emit = (line: string): void => {
+    if (!showsInfo(settings.verbosity)) return;
+    if (settings.format === 'json') {
+      write(`${JSON.stringify({ level: 'info', msg: line, time: clock().toISOString() })}\n`);
+    } else {
+      write(`${settings.timestamp ? `${clock().toISOString()} ` : ''}${line}\n`);
+    }
+  };
   return {
-    info: (line) => write(`${line}\n`),
+    info: emit,
     step(label) {
       const started = now();
-      write(`${label}\n`);
-      return (outcome) => write(`  ${outcome} in ${((now() - started) / 1000).toFixed(2)} s\n`);
+      emit(label);
+      return (outcome) => emit(`  ${outcome} in ${((now() - started) / 1000).toFixed(2)} s`);
     },
   };
 }
