@@ -9,7 +9,7 @@ import type { Image } from '../image/image.js';
 import type { ImageConfig } from '../image/types.js';
 import type { RegistryAccess } from '../registry/connect.js';
 import { assertCapabilitiesAvailable, capabilitiesFromStatus, resolveCapabilities } from '../sandbox/capabilities.js';
-import { locateSandboxTools } from '../sandbox/chroot-runner.js';
+import { defaultStepFiles, locateSandboxTools } from '../sandbox/chroot-runner.js';
 import type { BuildOptions } from './options.js';
 import { checkPushPermissions, parseDestinations, pushToDestinations, writeLocalOutputs } from './outputs.js';
 import { prepareBuild } from './prepare.js';
@@ -89,6 +89,7 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
       registry: deps.registry,
       progress,
       sandbox: await locateSandboxTools(deps.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'),
+      stepFiles: await defaultStepFiles('kiln'),
       capabilities,
       runOutput: deps.stderr,
       env: deps.env,

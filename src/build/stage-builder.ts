@@ -19,7 +19,7 @@ import { resolveInRoot } from '../rootfs/resolve-in-root.js';
 import { unpackImage } from '../rootfs/unpack.js';
 import { resolveUser, type ResolvedUser } from '../rootfs/users.js';
 import { allCapabilities } from '../sandbox/capabilities.js';
-import { runChrootStep, type SandboxTools } from '../sandbox/chroot-runner.js';
+import { runChrootStep, type SandboxTools, type StepFile } from '../sandbox/chroot-runner.js';
 import { toRunMountRequest } from '../sandbox/run-mounts.js';
 import { runIsInsecure, sandboxNetwork } from '../sandbox/step-options.js';
 import type { ChangeSet } from '../snapshot/change.js';
@@ -65,6 +65,8 @@ export interface BuildSession {
   registry: RegistryAccess;
   progress: Progress;
   sandbox: SandboxTools;
+  /** resolv.conf, hosts and hostname as every RUN sees them (private copies per step). */
+  stepFiles: StepFile[];
   /** Capabilities RUN steps get (Docker's defaults with --cap-add/--cap-drop applied). */
   capabilities: string[];
   /** RUN output goes here (stderr: stdout ends with the digest). */
@@ -390,7 +392,7 @@ class StageBuilder {
           env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
           stdout: this.session.runOutput,
           stderr: this.session.runOutput,
-          hostFiles: ['/etc/resolv.conf', '/etc/hosts'],
+          hostFiles: this.session.stepFiles,
           ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
         },
         this.session.sandbox,

@@ -25,7 +25,7 @@ export interface ChrootStep {
   capabilities: readonly string[];
   network: 'host' | 'none';
   hostname: string;
-  /** Host files bind-mounted read-only into the root; targets are host paths already checked to lie inside it. */
+  /** Per-step copies bind-mounted into the root; targets are host paths already checked to lie inside it. */
   hostFiles: readonly { source: string; target: string }[];
   /** Absolute paths of the host's setpriv and unshare: the step's PATH is not the host's. */
   tools: { setpriv: string; unshare: string };
@@ -76,7 +76,7 @@ const setupScript = [
   'ln -s /proc/self/fd "$root/dev/fd"; ln -s /proc/self/fd/0 "$root/dev/stdin"',
   'ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"',
   'mount --rbind /sys "$root/sys" && mount -o remount,bind,ro "$root/sys" || true',
-  'while [ "$1" != "--" ]; do mount --bind "$1" "$2"; mount -o remount,bind,ro "$2"; shift 2; done',
+  'while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done',
   'shift',
   // RUN --mount: operations as words, each a kind and its fixed number of operands.
   'stage=$1; shift',

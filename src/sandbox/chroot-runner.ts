@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { chrootCommand, type ChrootStep } from './chroot-command.js';
@@ -11,10 +12,16 @@ export interface RunStepRequest extends Omit<ChrootStep, 'hostFiles' | 'tools' |
   stderr: Writable;
   /** Aborting kills the step and everything it started. */
   signal?: AbortSignal;
-  /** Host files to show inside the root, e.g. ['/etc/resolv.conf', '/etc/hosts']. */
-  hostFiles: readonly string[];
+  /** Files the step sees over the image's own (/etc/resolv.conf, /etc/hosts, /etc/hostname). */
+  hostFiles: readonly StepFile[];
   /** `RUN --mount`s, and what the build gives them (cache root, secrets, scratch directory). */
   runMounts?: { requests: readonly RunMountRequest[]; context: RunMountContext };
+}
+
+/** A file shown to one step at `path` with `content`; what the step writes to it is discarded. */
+export interface StepFile {
+  path: string;
+  content: string | Buffer;
 }
 
 export interface StepResult {
@@ -46,17 +53,21 @@ async function ensureMountDirectory(root: string, name: string): Promise<void> {
 }
 
 /**
- * Host files (resolv.conf, hosts) are mounted over a regular file of the root. A missing one is created
- * empty for the step and removed afterwards (returned), so it never reaches a snapshot; a symlink is
- * not mounted over, since the mount would follow it on the host side.
+ * Files a step sees in place of the image's own (resolv.conf, hosts, hostname), as a runtime gives a
+ * container: private writable copies, so a step may change them but nothing it does reaches the
+ * root. Each is mounted over a regular file of the root; a missing one is created empty for the
+ * step and removed afterwards (returned), so it never reaches a snapshot; a symlink is never
+ * mounted over, since the mount would follow it on the host side.
  */
-async function prepareHostFiles(root: string, files: readonly string[]): Promise<{ mounts: { source: string; target: string }[]; created: string[] }> {
+async function prepareStepFiles(
+  root: string,
+  files: readonly StepFile[],
+  copies: string,
+): Promise<{ mounts: { source: string; target: string }[]; created: string[] }> {
   const mounts: { source: string; target: string }[] = [];
   const created: string[] = [];
-  for (const source of files) {
-    const hostStats = await lstat(source).catch(() => undefined);
-    if (!hostStats) continue;
-    const target = join(root, source);
+  for (const [index, file] of files.entries()) {
+    const target = join(root, file.path);
     const parent = await lstat(dirname(target)).catch(() => undefined);
     if (!parent?.isDirectory()) continue;
     const stats = await lstat(target).catch(() => undefined);
@@ -66,6 +77,8 @@ async function prepareHostFiles(root: string, files: readonly string[]): Promise
     } else if (!stats.isFile()) {
       continue;
     }
+    const source = join(copies, String(index));
+    await writeFile(source, file.content, { mode: 0o644 });
     mounts.push({ source, target });
   }
   return { mounts, created };
@@ -81,7 +94,8 @@ export interface SandboxTools {
 /** Runs one RUN step chrooted in fresh namespaces and waits for it and everything it started. */
 export async function runChrootStep(request: RunStepRequest, tools: SandboxTools): Promise<StepResult> {
   for (const name of ['proc', 'dev', 'sys']) await ensureMountDirectory(request.root, name);
-  const { mounts: hostFiles, created } = await prepareHostFiles(request.root, request.hostFiles);
+  const copies = await mkdtemp(join(tmpdir(), 'kiln-step-files-'));
+  const { mounts: hostFiles, created } = await prepareStepFiles(request.root, request.hostFiles, copies);
   try {
     const prepared = request.runMounts
       ? await prepareRunMounts(request.root, request.runMounts.requests, request.runMounts.context, { flock: tools.flock, signal: request.signal })
@@ -99,7 +113,7 @@ export async function runChrootStep(request: RunStepRequest, tools: SandboxTools
     const released = await prepared?.release();
     return { ...outcome, keptMountPoints: released?.kept ?? [] };
   } finally {
-    await Promise.all(created.map((path) => rm(path, { force: true })));
+    await Promise.all([...created.map((path) => rm(path, { force: true })), rm(copies, { recursive: true, force: true })]);
   }
 }
 
@@ -166,4 +180,17 @@ export async function locateSandboxTools(hostPath: string): Promise<SandboxTools
     throw new SandboxError(`RUN steps need util-linux's ${name} on the PATH (Debian/Ubuntu: apt-get install util-linux)`);
   };
   return { setpriv: await find('setpriv'), unshare: await find('unshare'), flock: await find('flock') };
+}
+
+/**
+ * What a runtime gives every container: the host's DNS settings, and hosts and hostname files of its
+ * own (the step's hostname on loopback), as BuildKit generates them for RUN.
+ */
+export async function defaultStepFiles(hostname: string, readHostFile: (path: string) => Promise<Buffer> = (path) => readFile(path)): Promise<StepFile[]> {
+  const resolvConf = await readHostFile('/etc/resolv.conf').catch(() => Buffer.from(''));
+  return [
+    { path: '/etc/resolv.conf', content: resolvConf },
+    { path: '/etc/hosts', content: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n` },
+    { path: '/etc/hostname', content: `${hostname}\n` },
+  ];
 }

@@ -63,7 +63,7 @@ describe('chroot isolation for RUN steps (real namespaces)', () => {
         env: { PATH: '/bin', GREETING: 'hello there' },
         stdout,
         stderr,
-        hostFiles: ['/etc/hosts'],
+        hostFiles: [{ path: '/etc/hosts', content: '127.0.0.1 localhost kiln-step\n' }],
         ...overrides,
       },
       tools,
