@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageConfig } from '../../src/image/types.js';
 import { pushBusyboxImage } from '../harness/base-images.js';
+import { findInImage } from '../harness/image-tree.js';
 import { runTool } from '../harness/process.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 
@@ -240,9 +241,8 @@ describe('kiln builds (busybox base, real registry, real chroot)', () => {
     expect(await readFile(path.join(again.rootfs, 'secret-check'), 'utf8')).toBe(`${secretDigest}\n`);
     expect(await readFile(path.join(again.rootfs, 'env-check'), 'utf8')).toBe('env-ok\n');
     await expect(lstat(path.join(again.rootfs, 'run/secrets/token'))).rejects.toThrow(/ENOENT/);
-    const { stdout: everything } = await runTool('grep', ['-r', '-l', '--', secret, again.rootfs]).catch(() => ({ stdout: '' }));
-    expect(everything).toBe('');
-    expect(JSON.stringify(again.config)).not.toContain(secret);
+    // Every layer (deleted files included), the config and the manifest.
+    expect(await findInImage(`${registry.host}/cache:2`, secret, { registry })).toEqual([]);
   });
 
   it('takes the COPY-only fast path with exact results: base symlinks followed, --chown by name, base files intact', async () => {
@@ -260,6 +260,38 @@ describe('kiln builds (busybox base, real registry, real chroot)', () => {
     expect((await lstat(path.join(rootfs, 'opt/link'))).isSymbolicLink()).toBe(true);
     expect(await readFile(path.join(rootfs, 'copied/f.txt'), 'utf8')).toBe('payload');
     expect((await stat(path.join(rootfs, 'bin/busybox'))).size).toBeGreaterThan(100_000);
+  });
+
+  it('pushes to every destination, in Docker format with --image-format docker, and annotates OCI manifests', async () => {
+    const dir = await context('FROM BASE_IMAGE\nRUN echo two > /two\n');
+    const digest = await build(dir, 'formats:docker', ['--destination', `${registry.host}/formats-copy:docker`, '--image-format', 'docker']);
+    for (const ref of ['formats:docker', 'formats-copy:docker']) {
+      const { stdout } = await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/${ref}`]);
+      const manifest = JSON.parse(stdout) as { mediaType: string; layers: { mediaType: string }[] };
+      expect(manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+      expect(manifest.layers.every((layer) => layer.mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip')).toBe(true);
+      expect(`sha256:${(await import('node:crypto')).createHash('sha256').update(stdout).digest('hex')}`).toBe(digest);
+    }
+    await build(dir, 'formats:oci', ['--annotation', 'org.opencontainers.image.source=https://example.invalid/repo']);
+    const { stdout } = await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/formats:oci`]);
+    expect(JSON.parse(stdout).annotations).toEqual({ 'org.opencontainers.image.source': 'https://example.invalid/repo' });
+  });
+
+  it('refuses, before building, a capability kiln itself does not have (CAP_SYS_RESOURCE is missing here)', async () => {
+    const result = await kiln(['--context', await context('FROM BASE_IMAGE\nRUN echo never > /never\n'), '--destination', `${registry.host}/nocap:1`, '--cap-add', 'SYS_RESOURCE']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/CAP_SYS_RESOURCE.*docker run --cap-add SYS_RESOURCE/);
+    expect(result.stderr).not.toMatch(/RUN echo never/);
+  });
+
+  it('runs two builds side by side', async () => {
+    const [a, b] = await Promise.all([
+      build(await context('FROM BASE_IMAGE\nRUN echo a > /who && sleep 1\n'), 'side:a'),
+      build(await context('FROM BASE_IMAGE\nRUN echo b > /who && sleep 1\n'), 'side:b'),
+    ]);
+    expect(a).not.toBe(b);
+    expect(await readFile(path.join((await readBack('side:a')).rootfs, 'who'), 'utf8')).toBe('a\n');
+    expect(await readFile(path.join((await readBack('side:b')).rootfs, 'who'), 'utf8')).toBe('b\n');
   });
 
   it('stops cleanly on SIGTERM: the step is killed and the work directory removed', async () => {
