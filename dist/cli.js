@@ -16400,7 +16400,7 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile8, readFile: readFile7, mkdir: mkdir16 } = __require("node:fs/promises");
+    var { writeFile: writeFile8, readFile: readFile8, mkdir: mkdir16 } = __require("node:fs/promises");
     var { dirname: dirname4, resolve: resolve4 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError: InvalidArgumentError2, UndiciError } = require_errors2();
@@ -16602,7 +16602,7 @@ var require_snapshot_recorder = __commonJS({
           throw new InvalidArgumentError2("Snapshot path is required");
         }
         try {
-          const data = await readFile7(resolve4(path18), "utf8");
+          const data = await readFile8(resolve4(path18), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -32564,11 +32564,13 @@ var package_default = {
     "@actions/tool-cache": "^4.0.0",
     commander: "^14.0.3",
     fzstd: "^0.1.1",
+    "shell-quote": "^1.8.3",
     "tar-stream": "^3.3.0",
     undici: "^7.30.3"
   },
   devDependencies: {
     "@types/node": "^20.19.43",
+    "@types/shell-quote": "^1.7.5",
     "@types/tar-stream": "^3.1.5",
     ajv: "^8.20.0",
     "ajv-draft-04": "^1.0.0",
@@ -36789,7 +36791,7 @@ function describeContextSources(plan, entries) {
 }
 
 // src/build/executor.ts
-import { readFile as readFile5 } from "node:fs/promises";
+import { readFile as readFile6 } from "node:fs/promises";
 
 // src/image/canonical-json.ts
 function canonicalJson(value) {
@@ -37092,7 +37094,8 @@ function assertCapabilitiesAvailable(wanted, own) {
 
 // src/sandbox/chroot-runner.ts
 import { spawn as spawn3 } from "node:child_process";
-import { lstat as lstat6, mkdir as mkdir4, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
+import { lstat as lstat6, mkdir as mkdir4, mkdtemp as mkdtemp3, readFile as readFile2, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
 import { dirname as dirname2, join as join8 } from "node:path";
 import { Writable } from "node:stream";
 
@@ -37113,7 +37116,7 @@ var setupScript = [
   'ln -s /proc/self/fd "$root/dev/fd"; ln -s /proc/self/fd/0 "$root/dev/stdin"',
   'ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"',
   'mount --rbind /sys "$root/sys" && mount -o remount,bind,ro "$root/sys" || true',
-  'while [ "$1" != "--" ]; do mount --bind "$1" "$2"; mount -o remount,bind,ro "$2"; shift 2; done',
+  'while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done',
   "shift",
   // RUN --mount: operations as words, each a kind and its fixed number of operands.
   "stage=$1; shift",
@@ -37759,13 +37762,11 @@ async function ensureMountDirectory(root, name) {
     throw new SandboxError(`/${name} in the root filesystem is not a directory; a RUN step cannot mount it`);
   }
 }
-async function prepareHostFiles(root, files) {
+async function prepareStepFiles(root, files, copies) {
   const mounts = [];
   const created = [];
-  for (const source of files) {
-    const hostStats = await lstat6(source).catch(() => void 0);
-    if (!hostStats) continue;
-    const target = join8(root, source);
+  for (const [index, file] of files.entries()) {
+    const target = join8(root, file.path);
     const parent = await lstat6(dirname2(target)).catch(() => void 0);
     if (!parent?.isDirectory()) continue;
     const stats = await lstat6(target).catch(() => void 0);
@@ -37775,13 +37776,16 @@ async function prepareHostFiles(root, files) {
     } else if (!stats.isFile()) {
       continue;
     }
+    const source = join8(copies, String(index));
+    await writeFile3(source, file.content, { mode: 420 });
     mounts.push({ source, target });
   }
   return { mounts, created };
 }
 async function runChrootStep(request5, tools) {
   for (const name of ["proc", "dev", "sys"]) await ensureMountDirectory(request5.root, name);
-  const { mounts: hostFiles, created } = await prepareHostFiles(request5.root, request5.hostFiles);
+  const copies = await mkdtemp3(join8(tmpdir2(), "kiln-step-files-"));
+  const { mounts: hostFiles, created } = await prepareStepFiles(request5.root, request5.hostFiles, copies);
   try {
     const prepared = request5.runMounts ? await prepareRunMounts(request5.root, request5.runMounts.requests, request5.runMounts.context, { flock: tools.flock, signal: request5.signal }) : void 0;
     let outcome;
@@ -37796,7 +37800,7 @@ async function runChrootStep(request5, tools) {
     const released = await prepared?.release();
     return { ...outcome, keptMountPoints: released?.kept ?? [] };
   } finally {
-    await Promise.all(created.map((path18) => rm4(path18, { force: true })));
+    await Promise.all([...created.map((path18) => rm4(path18, { force: true })), rm4(copies, { recursive: true, force: true })]);
   }
 }
 async function spawnStep(argv, env, request5, secretInputs, tools) {
@@ -37849,6 +37853,17 @@ async function locateSandboxTools(hostPath2) {
     throw new SandboxError(`RUN steps need util-linux's ${name} on the PATH (Debian/Ubuntu: apt-get install util-linux)`);
   };
   return { setpriv: await find("setpriv"), unshare: await find("unshare"), flock: await find("flock") };
+}
+async function defaultStepFiles(hostname, readHostFile = (path18) => readFile2(path18)) {
+  const resolvConf = await readHostFile("/etc/resolv.conf").catch(() => Buffer.from(""));
+  return [
+    { path: "/etc/resolv.conf", content: resolvConf },
+    { path: "/etc/hosts", content: `127.0.0.1	localhost ${hostname}
+::1	localhost ip6-localhost ip6-loopback
+` },
+    { path: "/etc/hostname", content: `${hostname}
+` }
+  ];
 }
 
 // src/build/outputs.ts
@@ -38589,7 +38604,7 @@ async function readHead(file, offset, length) {
 // src/layout/oci-layout.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir5, readFile as readFile2, rename as rename3, rm as rm6, stat as stat6, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir5, readFile as readFile3, rename as rename3, rm as rm6, stat as stat6, writeFile as writeFile4 } from "node:fs/promises";
 import path4 from "node:path";
 import { pipeline as pipeline4 } from "node:stream/promises";
 var refNameAnnotation = "org.opencontainers.image.ref.name";
@@ -38663,7 +38678,7 @@ async function readLayoutIndex(directory) {
   const indexPath = path4.join(directory, "index.json");
   let raw;
   try {
-    raw = await readFile2(indexPath);
+    raw = await readFile3(indexPath);
   } catch (error) {
     if (isNotFound(error)) throw new OciLayoutError(directory, "no index.json: not an OCI image layout");
     throw error;
@@ -38730,7 +38745,7 @@ async function readDocumentBlob(directory, descriptor) {
   }
   let data;
   try {
-    data = await readFile2(blobPath(directory, descriptor.digest));
+    data = await readFile3(blobPath(directory, descriptor.digest));
   } catch (error) {
     if (isNotFound(error)) throw new OciLayoutError(directory, `blob ${descriptor.digest} is missing`);
     throw error;
@@ -38744,7 +38759,7 @@ async function readDocumentBlob(directory, descriptor) {
 async function initLayout(directory) {
   await mkdir5(path4.join(directory, "blobs", "sha256"), { recursive: true });
   const layoutFile = path4.join(directory, "oci-layout");
-  const existing = await readFile2(layoutFile).catch((error) => {
+  const existing = await readFile3(layoutFile).catch((error) => {
     if (isNotFound(error)) return void 0;
     throw error;
   });
@@ -38794,7 +38809,7 @@ async function hasBlob(target, size) {
 }
 async function addToIndex(directory, descriptor, tag) {
   const indexPath = path4.join(directory, "index.json");
-  const existing = await readFile2(indexPath).catch((error) => {
+  const existing = await readFile3(indexPath).catch((error) => {
     if (isNotFound(error)) return void 0;
     throw error;
   });
@@ -40101,16 +40116,27 @@ function formatBytes(bytes) {
   }
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
-function createProgress(write, now = () => performance.now()) {
+var defaultLogSettings = { verbosity: "info", format: "text", timestamp: false };
+function showsInfo(verbosity) {
+  return verbosity === "info" || verbosity === "debug" || verbosity === "trace";
+}
+function createProgress(write, settings = defaultLogSettings, now = () => performance.now(), clock = () => /* @__PURE__ */ new Date()) {
+  const emit = (line) => {
+    if (!showsInfo(settings.verbosity)) return;
+    if (settings.format === "json") {
+      write(`${JSON.stringify({ level: "info", msg: line, time: clock().toISOString() })}
+`);
+    } else {
+      write(`${settings.timestamp ? `${clock().toISOString()} ` : ""}${line}
+`);
+    }
+  };
   return {
-    info: (line) => write(`${line}
-`),
+    info: emit,
     step(label) {
       const started = now();
-      write(`${label}
-`);
-      return (outcome) => write(`  ${outcome} in ${((now() - started) / 1e3).toFixed(2)} s
-`);
+      emit(label);
+      return (outcome) => emit(`  ${outcome} in ${((now() - started) / 1e3).toFixed(2)} s`);
     }
   };
 }
@@ -41250,6 +41276,8 @@ var LayerEntryError = class extends Error {
   entry;
   reason;
 };
+var noContent = { [Symbol.asyncIterator]: async function* () {
+} };
 var writeBatchBytes = 1024 * 1024;
 var smallFileBytes2 = 256 * 1024;
 var createFlags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
@@ -41346,7 +41374,12 @@ var LayerApplier = class {
           break;
         case "file":
         case "contiguous-file":
-          await this.regularFile(header2, target.host, body);
+          if (this.options.keepContent === void 0 || this.options.keepContent(target.relative)) {
+            await this.regularFile(header2, target.host, body);
+          } else {
+            await drain(body);
+            await this.smallFile(header2, target.host, noContent);
+          }
           break;
         case "symlink":
           await drain(body);
@@ -41628,7 +41661,7 @@ async function unpackImage(root, image, options = {}) {
 }
 
 // src/rootfs/users.ts
-import { readFile as readFile3 } from "node:fs/promises";
+import { readFile as readFile4 } from "node:fs/promises";
 var UnknownUserError = class extends Error {
   constructor(message) {
     super(message);
@@ -41683,7 +41716,7 @@ function splitOnce(text, separator2) {
 async function readUserDatabase(root) {
   const read = async (path18) => {
     try {
-      return await readFile3(await resolveInRoot(root, path18), "utf8");
+      return await readFile4(await resolveInRoot(root, path18), "utf8");
     } catch (error) {
       if (error.code === "ENOENT" || error.code === "ENOTDIR") return "";
       throw error;
@@ -41716,7 +41749,7 @@ function runIsInsecure(mode, allowed) {
 }
 
 // src/snapshot/create-snapshotter.ts
-import { mkdir as mkdir8, mkdtemp as mkdtemp4, rm as rm10 } from "node:fs/promises";
+import { mkdir as mkdir8, mkdtemp as mkdtemp5, rm as rm10 } from "node:fs/promises";
 import path10 from "node:path";
 
 // src/snapshot/ignore.ts
@@ -41866,7 +41899,7 @@ function hostPathInsideRoot(root, hostPath2) {
 
 // src/snapshot/overlay-snapshotter.ts
 import fs3 from "node:fs";
-import { mkdir as mkdir7, mkdtemp as mkdtemp3, realpath as realpath2, rm as rm9 } from "node:fs/promises";
+import { mkdir as mkdir7, mkdtemp as mkdtemp4, realpath as realpath2, rm as rm9 } from "node:fs/promises";
 import path9 from "node:path";
 
 // src/snapshot/opaque-dirs.ts
@@ -41916,8 +41949,8 @@ function parseOpaqueDump(text) {
 }
 
 // src/snapshot/snapshotter.ts
-import { readFile as readFile4 } from "node:fs/promises";
-var readProcMountInfo = () => readFile4("/proc/self/mountinfo", "utf8");
+import { readFile as readFile5 } from "node:fs/promises";
+var readProcMountInfo = () => readFile5("/proc/self/mountinfo", "utf8");
 var wallClockNs = () => BigInt(Date.now()) * 1000000n;
 
 // src/snapshot/upper-dir.ts
@@ -42056,7 +42089,7 @@ var OverlaySnapshotter = class {
     for (const p of [realRoot, scratch]) {
       if (/[,:\\\n]/.test(p)) throw new OverlayError(`overlay cannot mount a path containing ",", ":" or "\\": ${p}`);
     }
-    const dir = await mkdtemp3(path9.join(scratch, "ovl-"));
+    const dir = await mkdtemp4(path9.join(scratch, "ovl-"));
     const state = {
       root: realRoot,
       dir,
@@ -42392,7 +42425,7 @@ var WalkingSnapshotter = class {
 // src/snapshot/create-snapshotter.ts
 async function probeOverlay(run, scratchDir) {
   await mkdir8(scratchDir, { recursive: true });
-  const dir = await mkdtemp4(path10.join(scratchDir, "probe-"));
+  const dir = await mkdtemp5(path10.join(scratchDir, "probe-"));
   try {
     await Promise.all(["lower", "upper", "work", "merged"].map((d) => mkdir8(path10.join(dir, d))));
     const options = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work,${overlayFeatureOptions}`;
@@ -42465,7 +42498,7 @@ function joinRelative2(parent, name) {
 }
 
 // src/build/copy/copy-into-root.ts
-import { chmod as chmod8, lstat as lstat12, mkdir as mkdir12, mkdtemp as mkdtemp5, rm as rm13, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod8, lstat as lstat12, mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm13, writeFile as writeFile6 } from "node:fs/promises";
 import os from "node:os";
 import path17 from "node:path";
 
@@ -43168,7 +43201,7 @@ async function copyIntoRoot(options) {
   }
   recorder.recordAncestors(resolved.relative);
   const createdOwner = chown3 ?? { uid: 0, gid: 0 };
-  const scratch = await mkdtemp5(path17.join(options.scratchDir ?? os.tmpdir(), "kiln-copy-"));
+  const scratch = await mkdtemp6(path17.join(options.scratchDir ?? os.tmpdir(), "kiln-copy-"));
   try {
     let n = 0;
     for (const item of items) {
@@ -43495,9 +43528,26 @@ async function prepareBase(session, index, root) {
     "pull",
     ({ client, repository }) => pullImage(client, repository, reference.identifier, { platform })
   );
-  await unpackImage(root, image, { warn: (line) => session.progress.info(`  warning: ${line}`) });
-  done(`unpacked ${image.layers.length} layer(s), ${formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0))}`);
+  const size = formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0));
+  const warn2 = (line) => session.progress.info(`  warning: ${line}`);
+  if (copyOnlyStage(session, index) && (image.config.config?.OnBuild ?? []).length === 0) {
+    await unpackImage(root, image, { warn: warn2, keepContent: isUserDatabase });
+    done(`laid out ${image.layers.length} layer(s), ${size}, without file contents (COPY-only stage)`);
+  } else {
+    await unpackImage(root, image, { warn: warn2 });
+    done(`unpacked ${image.layers.length} layer(s), ${size}`);
+  }
   return { config: image.config, layers: [...image.layers], history: [...image.config.history ?? []], sources: [reference] };
+}
+function copyOnlyStage(session, index) {
+  const { plan, options } = session;
+  if (options.singleSnapshot) return false;
+  const stage = plan.stages[index];
+  if (stage === void 0 || stage.instructions.some((planned) => planned.instruction.kind === "run")) return false;
+  return !plan.stages.some((other) => other.dependsOn.some((dependency) => dependency.stage === index));
+}
+function isUserDatabase(relativePath) {
+  return /(^|\/)(passwd|group)$/.test(relativePath);
 }
 async function buildStage(session, index) {
   const planned = session.plan.stages[index];
@@ -43725,7 +43775,7 @@ var StageBuilder = class {
           env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
           stdout: this.session.runOutput,
           stderr: this.session.runOutput,
-          hostFiles: ["/etc/resolv.conf", "/etc/hosts"],
+          hostFiles: this.session.stepFiles,
           ...this.session.signal === void 0 ? {} : { signal: this.session.signal }
         },
         this.session.sandbox
@@ -43782,11 +43832,11 @@ var StageBuilder = class {
 };
 
 // src/build/workspace.ts
-import { mkdir as mkdir14, mkdtemp as mkdtemp6, rm as rm15 } from "node:fs/promises";
+import { mkdir as mkdir14, mkdtemp as mkdtemp7, rm as rm15 } from "node:fs/promises";
 import { join as join10 } from "node:path";
 async function createWorkspace(kilnDir) {
   await mkdir14(kilnDir, { recursive: true, mode: 448 });
-  const dir = await mkdtemp6(join10(kilnDir, "build-"));
+  const dir = await mkdtemp7(join10(kilnDir, "build-"));
   const blobs = join10(dir, "blobs");
   const scratch = join10(dir, "scratch");
   await Promise.all([mkdir14(blobs), mkdir14(scratch), mkdir14(join10(dir, "stages")), mkdir14(join10(dir, "images"))]);
@@ -43815,7 +43865,7 @@ function recordingProgress(inner, steps, now = () => performance.now()) {
   };
 }
 async function ownCapabilities() {
-  return capabilitiesFromStatus(await readFile5("/proc/self/status", "utf8"));
+  return capabilitiesFromStatus(await readFile6("/proc/self/status", "utf8"));
 }
 async function executeBuild(options, deps) {
   const steps = [];
@@ -43843,6 +43893,7 @@ async function executeBuild(options, deps) {
       registry: deps.registry,
       progress,
       sandbox: await locateSandboxTools(deps.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
+      stepFiles: await defaultStepFiles("kiln"),
       capabilities,
       runOutput: deps.stderr,
       env: deps.env,
@@ -44050,7 +44101,7 @@ async function writeContent(content, location, access) {
 
 // src/registry/credentials.ts
 import { spawn as spawn5 } from "node:child_process";
-import { mkdir as mkdir15, open as open7, readFile as readFile6, rename as rename5, rm as rm16 } from "node:fs/promises";
+import { mkdir as mkdir15, open as open7, readFile as readFile7, rename as rename5, rm as rm16 } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname as dirname3, join as join11 } from "node:path";
 var dockerHubAuthKey = "https://index.docker.io/v1/";
@@ -44190,7 +44241,7 @@ function isHelperName(name) {
 }
 async function readConfigText(path18) {
   try {
-    return await readFile6(path18, "utf8");
+    return await readFile7(path18, "utf8");
   } catch (error) {
     if (error.code === "ENOENT") return void 0;
     throw new DockerConfigError(path18, `cannot be read (${error.code ?? "error"})`, {
@@ -44766,7 +44817,7 @@ var {
 } = import_index.default;
 
 // src/cli/build-flags.ts
-import { tmpdir as tmpdir2 } from "node:os";
+import { tmpdir as tmpdir3 } from "node:os";
 import { join as join12 } from "node:path";
 
 // src/cli/registry-flags.ts
@@ -44848,7 +44899,7 @@ function toBuildOptions(values, env, parseRegistry) {
     ignorePaths: values.ignorePath ?? [],
     ignoreVarRun: values.ignoreVarRun ?? true,
     forceBuildMetadata: values.forceBuildMetadata ?? false,
-    kilnDir: values.kanikoDir ?? env.KANIKO_DIR ?? env.KILN_DIR ?? join12(tmpdir2(), "kiln"),
+    kilnDir: values.kanikoDir ?? env.KANIKO_DIR ?? env.KILN_DIR ?? join12(tmpdir3(), "kiln"),
     cache: values.cache ?? false,
     cacheTtlSeconds: values.cacheTtl ?? 336 * 3600,
     cacheCopyLayers: values.cacheCopyLayers ?? false,

@@ -1,8 +1,12 @@
 // Bundles each entry point into one self-contained ESM file under dist/.
+import { copyFile } from 'node:fs/promises';
 import { build } from 'esbuild';
 
 const entryPoints = {
   cli: 'src/cli/main.ts',
+  'github-main': 'src/ci/github/main.ts',
+  'github-post': 'src/ci/github/post.ts',
+  'azure-main': 'src/ci/azure/main.ts',
 };
 
 await build({
@@ -18,3 +22,6 @@ await build({
   // Bundled CommonJS dependencies call require(); ESM output has none unless we make one.
   banner: { js: "import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);" },
 });
+
+// An Azure Pipelines task is packaged from its own folder, so the task's bundle lives beside task.json too.
+await copyFile('dist/azure-main.js', 'azure/azure-main.js');

@@ -17,7 +17,7 @@ const allowed: Record<string, readonly string[]> = {
   build: ['image', 'registry', 'layout', 'dockerfile', 'context', 'rootfs', 'snapshot', 'layer', 'sandbox', 'cache'],
   copy: ['image', 'registry', 'layout'],
   cli: ['build', 'registry', 'image', 'copy', 'dockerfile', 'context', 'layout'],
-  ci: ['build', 'registry', 'image'],
+  ci: ['build', 'registry', 'image', 'cli'],
 };
 
 const srcRoot = join(import.meta.dirname, '..', '..', 'src');
