@@ -7,6 +7,7 @@ const entryPoints = {
   'github-main': 'src/ci/github/main.ts',
   'github-post': 'src/ci/github/post.ts',
   'azure-main': 'src/ci/azure/main.ts',
+  'gitlab-main': 'src/ci/gitlab/main.ts',
 };
 
 await build({
