@@ -284,6 +284,21 @@ describe('kiln builds (busybox base, real registry, real chroot)', () => {
     expect(result.stderr).not.toMatch(/RUN echo never/);
   });
 
+  it('probes push permission before building: a registry that refuses the push fails the build at once', async () => {
+    const guarded = await startRegistry('basic');
+    try {
+      const result = await kiln(['--context', await context('FROM BASE_IMAGE\nRUN echo built > /built\n'), '--destination', `${guarded.host}/nope:1`]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/401|unauthori[sz]ed|authentication required/i);
+      expect(result.stderr).not.toMatch(/RUN echo built/);
+      const skipped = await kiln(['--context', await context('FROM BASE_IMAGE\nRUN echo built > /built\n'), '--destination', `${guarded.host}/nope:1`, '--skip-push-permission-check']);
+      expect(skipped.code).toBe(1);
+      expect(skipped.stderr).toMatch(/RUN echo built/);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('runs two builds side by side', async () => {
     const [a, b] = await Promise.all([
       build(await context('FROM BASE_IMAGE\nRUN echo a > /who && sleep 1\n'), 'side:a'),
