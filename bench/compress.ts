@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(path.join(process.env['KILN_BENCH_DIR'] ?? os.tmpdir(), 'kiln-bench-compress-'));
   try {
     const source = path.join(work, 'source');
-    const { files, bytes } = await makeFixtureTree(source, megabytes * 1024 * 1024);
+    const { files } = await makeFixtureTree(source, megabytes * 1024 * 1024);
     const tar = path.join(work, 'layer.tar');
     execFileSync('tar', ['-cf', tar, '-C', source, '.']);
     const tarBytes = (await stat(tar)).size;

@@ -64,8 +64,11 @@ async function ownCapabilities(): Promise<{ bounding: string[]; effective: strin
 }
 
 export async function executeBuild(options: BuildOptions, deps: ExecutorDependencies): Promise<BuildResult> {
+  const unsupported = unsupportedOptions(options);
+  if (unsupported.length > 0) throw new Error(unsupported.join('; '));
   const steps: StepTiming[] = [];
-  const progress = recordingProgress(createProgress((text) => deps.stderr.write(text)), steps);
+  const logSettings = { verbosity: options.verbosity, format: options.logFormat, timestamp: options.logTimestamp };
+  const progress = recordingProgress(createProgress((text) => deps.stderr.write(text), logSettings), steps);
   const destinations = parseDestinations(options.destinations);
   if (destinations.length === 0 && !options.noPush) {
     throw new Error('no --destination given: name where to push the image, or pass --no-push');

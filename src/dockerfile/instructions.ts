@@ -254,7 +254,6 @@ export function parseInstruction(node: InstructionNode, file = 'Dockerfile'): In
 
 function typeNode(node: InstructionNode): Instruction {
   const base: InstructionBase = { keyword: node.original, location: { ...node.range } };
-  const name = node.keyword.toUpperCase();
   const args = node.args;
   switch (node.keyword) {
     case 'from': {

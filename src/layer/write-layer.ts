@@ -198,9 +198,10 @@ export async function writeLayer(changeSet: ChangeSet, options: WriteLayerOption
   const tarDigest = new DigestingStream();
   const blobDigest = new DigestingStream();
   const compressor = createCompressor(options.compression, options.level, options.compressionEnv);
+  // Before any file exists: it checks every path and may refuse the change set.
+  const writer = new TarWriter(changeSet, pack, options);
   const temporary = path.join(options.outputDir, `.tmp-layer-${randomBytes(8).toString('hex')}`);
   const output = createWriteStream(temporary, { flags: 'wx' });
-  const writer = new TarWriter(changeSet, pack, options);
   // Settled into a value at once, so a failing compressor is never an unobserved rejection.
   const piping: Promise<Error | undefined> = pipeline(pack, tarDigest, compressor, blobDigest, output).then(
     () => undefined,
@@ -215,6 +216,9 @@ export async function writeLayer(changeSet: ChangeSet, options: WriteLayerOption
     pack.destroy(error as Error);
     // If writing entries failed first, the pipeline ends with a consequence of that error: ours is the one to report.
     await piping;
+    // The file is opened asynchronously: removing it before the stream has closed could race its creation.
+    // (Only 'close' is awaited: the stream also emits the error that destroyed it.)
+    if (!output.closed) await new Promise((resolve) => output.once('close', resolve));
     await rm(temporary, { force: true });
     throw error;
   }

@@ -1,5 +1,5 @@
 import { closeSync, fchmodSync, fchownSync, constants as fsConstants, futimesSync, openSync, type Stats, writeSync } from 'node:fs';
-import { chmod, link, lchown, lstat, lutimes, mkdir, open, readdir, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, link, lchown, lutimes, mkdir, open, readdir, rm, symlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +9,7 @@ import { type CommandRunner, runCommand } from './command-runner.js';
 import { type Compression, type CompressionEnv, decompressedStream } from './decompress.js';
 import { RootResolver } from './resolve-in-root.js';
 import { createTarExtract, rawXattrMarker } from './tar-extract.js';
+import { errorCode, lstatOrUndefined } from './lstat.js';
 
 /** An entry of a layer could not be applied; names the layer and the entry, as users need. */
 export class LayerEntryError extends Error {
@@ -73,18 +74,7 @@ function asBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
 
-async function lstatOrUndefined(host: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(host);
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-}
 
 async function drain(body: EntryBody): Promise<void> {
   for await (const _chunk of body) {

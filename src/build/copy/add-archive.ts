@@ -10,7 +10,7 @@
  * `--chmod` does not apply to extracted entries (BuildKit ignores it there too).
  */
 import { createReadStream } from 'node:fs';
-import { chmod, lchown, lstat, link, lutimes, mkdir, open, rm, symlink } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, open, rm, symlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
@@ -22,6 +22,7 @@ import type { ChangeRecorder } from './change-recorder.js';
 import { joinRelative } from './change-recorder.js';
 import type { Owner } from './copy-tree.js';
 import { CopyError, type InstructionSite } from './errors.js';
+import { lstatOrUndefined } from '../../rootfs/lstat.js';
 
 export type ArchiveCompression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -211,15 +212,6 @@ function isSupported(header: Header): boolean {
   return ['directory', 'file', 'contiguous-file', 'symlink', 'link', 'fifo', 'character-device', 'block-device'].includes(header.type ?? 'file');
 }
 
-async function lstatOrUndefined(host: string): Promise<import('node:fs').Stats | undefined> {
-  try {
-    return await lstat(host);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw error;
-  }
-}
 
 /** moby's Untar: a parent the archive did not list is created 0755 root:root. */
 async function makeParents(resolver: RootResolver, name: string, destination: string, recorder: ChangeRecorder): Promise<void> {

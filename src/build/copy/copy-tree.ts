@@ -22,6 +22,7 @@ import type { ModeEditor } from './chmod.js';
 import type { InstructionSite } from './errors.js';
 import { CopyError } from './errors.js';
 import type { SourceTree } from './select-sources.js';
+import { lstatOrUndefined } from '../../rootfs/lstat.js';
 
 export interface Owner {
   uid: number;
@@ -59,18 +60,7 @@ export interface CopyEntry {
   overwriteMetadata: boolean;
 }
 
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
 
-async function lstatOrUndefined(host: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(host);
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-}
 
 function sourceHost(tree: SourceTree, relative: string): string {
   return relative === '' ? tree.root : path.join(tree.root, relative);

@@ -11,12 +11,13 @@
  * Paths excluded by `.dockerignore` do not exist here, as they never reach BuildKit.
  */
 import type { Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { cleanPath, compileGoMatch, GlobSyntaxError } from '../../context/go-path.js';
 import type { IgnoreMatcher } from '../../context/dockerignore.js';
 import { walkContext } from '../../context/walk.js';
 import { resolveRelativeInRoot } from '../../rootfs/resolve-in-root.js';
+import { lstatOrUndefined } from '../../rootfs/lstat.js';
 
 /** A directory tree COPY/ADD reads from; never written to. */
 export interface SourceTree {
@@ -80,15 +81,6 @@ export function splitWildcards(relative: string): { base: string; pattern: strin
   return { base: segments.slice(0, first).join('/'), pattern: segments.slice(first).join('/') };
 }
 
-async function lstatOrUndefined(host: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(host);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw error;
-  }
-}
 
 function hostOf(tree: SourceTree, relative: string): string {
   return relative === '' ? tree.root : path.join(tree.root, relative);
