@@ -10616,8 +10616,8 @@ var require_client_h2 = __commonJS({
         client[kPendingIdx] = client[kRunningIdx];
       }
     }
-    function onHttp2SessionGoAway(errorCode3) {
-      const err2 = this[kError] || new SocketError(`HTTP/2: "GOAWAY" frame received with code ${errorCode3}`, util.getSocketInfo(this[kSocket]));
+    function onHttp2SessionGoAway(errorCode2) {
+      const err2 = this[kError] || new SocketError(`HTTP/2: "GOAWAY" frame received with code ${errorCode2}`, util.getSocketInfo(this[kSocket]));
       const client = this[kClient];
       client[kSocket] = null;
       client[kHTTPContext] = null;
@@ -38226,7 +38226,6 @@ function parseInstruction(node, file = "Dockerfile") {
 }
 function typeNode(node) {
   const base = { keyword: node.original, location: { ...node.range } };
-  const name = node.keyword.toUpperCase();
   const args = node.args;
   switch (node.keyword) {
     case "from": {
@@ -40825,9 +40824,9 @@ async function writeLayer(changeSet, options) {
   const tarDigest = new DigestingStream();
   const blobDigest = new DigestingStream();
   const compressor = createCompressor(options.compression, options.level, options.compressionEnv);
+  const writer = new TarWriter(changeSet, pack, options);
   const temporary = path5.join(options.outputDir, `.tmp-layer-${randomBytes4(8).toString("hex")}`);
   const output = createWriteStream3(temporary, { flags: "wx" });
-  const writer = new TarWriter(changeSet, pack, options);
   const piping = pipeline6(pack, tarDigest, compressor, blobDigest, output).then(
     () => void 0,
     (error) => error
@@ -40840,6 +40839,7 @@ async function writeLayer(changeSet, options) {
   } catch (error) {
     pack.destroy(error);
     await piping;
+    if (!output.closed) await new Promise((resolve4) => output.once("close", () => resolve4()));
     await rm7(temporary, { force: true });
     throw error;
   }
@@ -40877,7 +40877,7 @@ var runCommand = (command, args) => new Promise((resolve4, reject) => {
 // src/rootfs/unpack.ts
 var import_tar_stream5 = __toESM(require_tar_stream(), 1);
 import { closeSync, fchmodSync, fchownSync, constants as fsConstants, futimesSync, openSync, writeSync } from "node:fs";
-import { chmod as chmod3, link as link2, lchown, lstat as lstat7, lutimes as lutimes2, mkdir as mkdir6, open as open3, readdir, rm as rm8, symlink as symlink2 } from "node:fs/promises";
+import { chmod as chmod3, link as link2, lchown, lutimes as lutimes2, mkdir as mkdir6, open as open3, readdir, rm as rm8, symlink as symlink2 } from "node:fs/promises";
 import path6 from "node:path";
 import { pipeline as pipeline7 } from "node:stream/promises";
 
@@ -40917,6 +40917,21 @@ function createTarExtract() {
   return extract;
 }
 
+// src/rootfs/lstat.ts
+import { lstat as lstat7 } from "node:fs/promises";
+function errorCode(error) {
+  return error?.code;
+}
+async function lstatOrUndefined(path17) {
+  try {
+    return await lstat7(path17);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") return void 0;
+    throw error;
+  }
+}
+
 // src/rootfs/unpack.ts
 var LayerEntryError = class extends Error {
   constructor(layer, entry, reason, options) {
@@ -40937,17 +40952,6 @@ var smallFileBytes2 = 256 * 1024;
 var createFlags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 function asBuffer(chunk) {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}
-function errorCode(error) {
-  return error?.code;
-}
-async function lstatOrUndefined(host2) {
-  try {
-    return await lstat7(host2);
-  } catch (error) {
-    if (errorCode(error) === "ENOENT") return void 0;
-    throw error;
-  }
 }
 async function drain(body) {
   for await (const _chunk of body) {
@@ -42152,14 +42156,14 @@ function joinRelative2(parent, name) {
 }
 
 // src/build/copy/copy-into-root.ts
-import { chmod as chmod8, lstat as lstat12, mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm13, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod8, lstat as lstat10, mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm13, writeFile as writeFile6 } from "node:fs/promises";
 import os from "node:os";
 import path16 from "node:path";
 
 // src/build/copy/add-archive.ts
 var import_tar_stream6 = __toESM(require_tar_stream(), 1);
 import { createReadStream as createReadStream6 } from "node:fs";
-import { chmod as chmod4, lchown as lchown2, lstat as lstat8, link as link3, lutimes as lutimes3, mkdir as mkdir9, open as open5, rm as rm11, symlink as symlink3 } from "node:fs/promises";
+import { chmod as chmod4, lchown as lchown2, link as link3, lutimes as lutimes3, mkdir as mkdir9, open as open5, rm as rm11, symlink as symlink3 } from "node:fs/promises";
 import { pipeline as pipeline8 } from "node:stream/promises";
 
 // src/build/copy/errors.ts
@@ -42289,7 +42293,7 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
       await makeParents(resolver, name, destination, recorder);
       const { relative: relative2, host: host2 } = await resolver.resolveEntry(name);
       const rootRelative = joinRelative2(destination, relative2);
-      const existing = await lstatOrUndefined2(host2);
+      const existing = await lstatOrUndefined(host2);
       if (existing !== void 0 && !(existing.isDirectory() && header2.type === "directory")) {
         await rm11(host2, { recursive: true, force: true });
         resolver.invalidate();
@@ -42350,27 +42354,18 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
     throw new CopyError(site, `extracting ${file}: ${error.message}`, { cause: error });
   }
   for (const dir of directories.reverse()) {
-    const current = await lstatOrUndefined2(dir.host);
+    const current = await lstatOrUndefined(dir.host);
     if (current?.isDirectory() === true) await lutimes3(dir.host, dir.atime, dir.mtime);
   }
 }
 function isSupported(header2) {
   return ["directory", "file", "contiguous-file", "symlink", "link", "fifo", "character-device", "block-device"].includes(header2.type ?? "file");
 }
-async function lstatOrUndefined2(host2) {
-  try {
-    return await lstat8(host2);
-  } catch (error) {
-    const code = error.code;
-    if (code === "ENOENT" || code === "ENOTDIR") return void 0;
-    throw error;
-  }
-}
 async function makeParents(resolver, name, destination, recorder) {
   const parts = name.split("/");
   for (let i = 1; i < parts.length; i++) {
     const { relative: relative2, host: host2 } = await resolver.resolveDirectory(parts.slice(0, i).join("/"));
-    const existing = await lstatOrUndefined2(host2);
+    const existing = await lstatOrUndefined(host2);
     if (existing === void 0) {
       await mkdir9(host2);
       await lchown2(host2, 0, 0);
@@ -42543,19 +42538,8 @@ async function resolveChown(site, spec, destRoot) {
 }
 
 // src/build/copy/copy-tree.ts
-import { chmod as chmod6, copyFile, lchown as lchown3, link as link4, lstat as lstat9, lutimes as lutimes4, mkdir as mkdir10, readdir as readdir2, readlink as readlink2, symlink as symlink4, unlink as unlink3 } from "node:fs/promises";
+import { chmod as chmod6, copyFile, lchown as lchown3, link as link4, lstat as lstat8, lutimes as lutimes4, mkdir as mkdir10, readdir as readdir2, readlink as readlink2, symlink as symlink4, unlink as unlink3 } from "node:fs/promises";
 import path13 from "node:path";
-function errorCode2(error) {
-  return error?.code;
-}
-async function lstatOrUndefined3(host2) {
-  try {
-    return await lstat9(host2);
-  } catch (error) {
-    if (errorCode2(error) === "ENOENT") return void 0;
-    throw error;
-  }
-}
 function sourceHost(tree, relative2) {
   return relative2 === "" ? tree.root : path13.join(tree.root, relative2);
 }
@@ -42573,7 +42557,7 @@ async function applyMetadata(ctx, tree, stat7, host2) {
   await lutimes4(host2, stat7.atimeMs / 1e3, stat7.mtimeMs / 1e3);
 }
 async function replaceableTarget(ctx, host2, target) {
-  const existing = await lstatOrUndefined3(host2);
+  const existing = await lstatOrUndefined(host2);
   if (existing === void 0) return;
   if (existing.isDirectory()) throw new CopyError(ctx.site, `cannot replace to directory /${target} with file`);
   await unlink3(host2);
@@ -42654,7 +42638,7 @@ async function writeNonDirectory(ctx, tree, source, stat7, host2, target) {
 }
 async function copyDirectory(ctx, entry, host2, excluded) {
   const { tree, source, stat: stat7, target } = entry;
-  const existing = await lstatOrUndefined3(host2);
+  const existing = await lstatOrUndefined(host2);
   let created = false;
   if (existing === void 0) {
     await mkdir10(host2, { mode: 448 });
@@ -42664,7 +42648,7 @@ async function copyDirectory(ctx, entry, host2, excluded) {
   }
   ctx.recorder.record(target);
   const names = (await readdir2(sourceHost(tree, source))).sort().filter((name) => tree.visible(joinRelative2(source, name)));
-  const stats = await Promise.all(names.map((name) => ctx.limiter.run(() => lstat9(sourceHost(tree, joinRelative2(source, name))))));
+  const stats = await Promise.all(names.map((name) => ctx.limiter.run(() => lstat8(sourceHost(tree, joinRelative2(source, name))))));
   const pending = [];
   try {
     for (let i = 0; i < names.length; i++) {
@@ -42702,7 +42686,7 @@ async function makeSpecialFile(ctx, stat7, host2, target) {
 }
 
 // src/build/copy/destination.ts
-import { chmod as chmod7, chown as chown2, lstat as lstat10, mkdir as mkdir11 } from "node:fs/promises";
+import { chmod as chmod7, chown as chown2, lstat as lstat9, mkdir as mkdir11 } from "node:fs/promises";
 import path14 from "node:path";
 function destinationOf(destination, workdir) {
   const joined = destination.startsWith("/") ? destination : path14.posix.join(workdir === "" ? "/" : workdir, destination);
@@ -42713,7 +42697,7 @@ function destinationOf(destination, workdir) {
 async function resolveDestinationPath(root, imagePath) {
   const relative2 = await resolveRelativeInRoot(root, imagePath);
   try {
-    const stat7 = await lstat10(relative2 === "" ? root : path14.join(root, relative2));
+    const stat7 = await lstat9(relative2 === "" ? root : path14.join(root, relative2));
     return { relative: relative2, kind: stat7.isDirectory() ? "directory" : "other" };
   } catch (error) {
     const code = error.code;
@@ -42730,7 +42714,7 @@ async function ensureDirectory(recorder, site, imagePath, owner) {
     const host2 = recorder.host(current);
     let isDir;
     try {
-      isDir = (await lstat10(host2)).isDirectory();
+      isDir = (await lstat9(host2)).isDirectory();
     } catch (error) {
       if (error.code !== "ENOENT") throw error;
     }
@@ -42746,7 +42730,7 @@ async function ensureDirectory(recorder, site, imagePath, owner) {
 }
 
 // src/build/copy/select-sources.ts
-import { lstat as lstat11, readdir as readdir3 } from "node:fs/promises";
+import { readdir as readdir3 } from "node:fs/promises";
 import path15 from "node:path";
 async function contextSourceTree(root, ignore) {
   if (ignore === void 0 || ignore.isEmpty) return { root, visible: () => true, preserveOwners: false };
@@ -42774,15 +42758,6 @@ function splitWildcards(relative2) {
   if (first < 0) return { base: relative2, pattern: "" };
   return { base: segments.slice(0, first).join("/"), pattern: segments.slice(first).join("/") };
 }
-async function lstatOrUndefined4(host2) {
-  try {
-    return await lstat11(host2);
-  } catch (error) {
-    const code = error.code;
-    if (code === "ENOENT" || code === "ENOTDIR") return void 0;
-    throw error;
-  }
-}
 function hostOf(tree, relative2) {
   return relative2 === "" ? tree.root : path15.join(tree.root, relative2);
 }
@@ -42791,7 +42766,7 @@ async function followSource(tree, relative2, base) {
   const resolved = await resolveRelativeInRoot(tree.root, relative2);
   if (!tree.visible(resolved)) return void 0;
   const host2 = hostOf(tree, resolved);
-  const stat7 = await lstatOrUndefined4(host2);
+  const stat7 = await lstatOrUndefined(host2);
   if (stat7 === void 0) return void 0;
   return { relative: relative2, resolved, host: host2, stat: stat7, base };
 }
@@ -42819,7 +42794,7 @@ async function matchSource(tree, source) {
         if (match !== void 0) out.push({ ...match, relative: childRelative });
         continue;
       }
-      const stat7 = await lstatOrUndefined4(hostOf(tree, childResolved));
+      const stat7 = await lstatOrUndefined(hostOf(tree, childResolved));
       if (stat7?.isDirectory() === true) await walk2(childResolved, childRelative, rel, level + 1);
     }
   };
@@ -42974,7 +42949,7 @@ async function copyMatch(ctx, tree, match, destination, createdOwner, name = pat
 async function copyScratchFile(ctx, scratchRoot, host2, name, destination, createdOwner) {
   const tree = { root: scratchRoot, visible: () => true, preserveOwners: false };
   const relative2 = path16.relative(scratchRoot, host2).split(path16.sep).join("/");
-  const match = { relative: relative2, resolved: relative2, host: host2, stat: await lstat12(host2), base: relative2 };
+  const match = { relative: relative2, resolved: relative2, host: host2, stat: await lstat10(host2), base: relative2 };
   await copyMatch(ctx, tree, match, destination, createdOwner, name);
 }
 async function copyWithParents(ctx, tree, match, source, destination, createdOwner) {
@@ -42990,11 +42965,11 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
     sourceDir = joinRelative2(sourceDir, part);
     target = joinRelative2(target, part);
     const sourceResolved = await resolveRelativeInRoot(tree.root, sourceDir);
-    const sourceStat = await lstat12(sourceResolved === "" ? tree.root : path16.join(tree.root, sourceResolved));
+    const sourceStat = await lstat10(sourceResolved === "" ? tree.root : path16.join(tree.root, sourceResolved));
     const host2 = recorder.host(target);
     let existing;
     try {
-      existing = await lstat12(host2);
+      existing = await lstat10(host2);
     } catch (error) {
       if (error.code !== "ENOENT") throw error;
     }
@@ -43485,6 +43460,15 @@ var StageBuilder = class {
   }
 };
 
+// src/build/unsupported.ts
+function unsupportedOptions(options) {
+  const problems = [];
+  if (options.cache) problems.push("--cache: the layer cache is not available in this version of kiln yet");
+  if (options.isolation === "in-place") problems.push("--isolation in-place is not available yet: use chroot (or auto) where kiln may create namespaces");
+  if (options.pushIgnoreImmutableTagErrors) problems.push("--push-ignore-immutable-tag-errors is not available yet");
+  return problems;
+}
+
 // src/build/workspace.ts
 import { mkdir as mkdir14, mkdtemp as mkdtemp7, rm as rm15 } from "node:fs/promises";
 import { join as join10 } from "node:path";
@@ -43522,8 +43506,11 @@ async function ownCapabilities() {
   return capabilitiesFromStatus(await readFile6("/proc/self/status", "utf8"));
 }
 async function executeBuild(options, deps) {
+  const unsupported = unsupportedOptions(options);
+  if (unsupported.length > 0) throw new Error(unsupported.join("; "));
   const steps = [];
-  const progress = recordingProgress(createProgress((text) => deps.stderr.write(text)), steps);
+  const logSettings = { verbosity: options.verbosity, format: options.logFormat, timestamp: options.logTimestamp };
+  const progress = recordingProgress(createProgress((text) => deps.stderr.write(text), logSettings), steps);
   const destinations = parseDestinations(options.destinations);
   if (destinations.length === 0 && !options.noPush) {
     throw new Error("no --destination given: name where to push the image, or pass --no-push");

@@ -40839,7 +40839,7 @@ async function writeLayer(changeSet, options) {
   } catch (error) {
     pack.destroy(error);
     await piping;
-    if (!output.closed) await new Promise((resolve4) => output.once("close", resolve4));
+    if (!output.closed) await new Promise((resolve4) => output.once("close", () => resolve4()));
     await rm7(temporary, { force: true });
     throw error;
   }

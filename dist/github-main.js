@@ -59953,7 +59953,7 @@ async function writeLayer(changeSet, options) {
   } catch (error2) {
     pack.destroy(error2);
     await piping;
-    if (!output.closed) await new Promise((resolve4) => output.once("close", resolve4));
+    if (!output.closed) await new Promise((resolve4) => output.once("close", () => resolve4()));
     await rm7(temporary, { force: true });
     throw error2;
   }

@@ -40836,7 +40836,7 @@ async function writeLayer(changeSet, options) {
   } catch (error) {
     pack.destroy(error);
     await piping;
-    if (!output.closed) await new Promise((resolve5) => output.once("close", resolve5));
+    if (!output.closed) await new Promise((resolve5) => output.once("close", () => resolve5()));
     await rm7(temporary, { force: true });
     throw error;
   }

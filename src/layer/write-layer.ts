@@ -218,7 +218,7 @@ export async function writeLayer(changeSet: ChangeSet, options: WriteLayerOption
     await piping;
     // The file is opened asynchronously: removing it before the stream has closed could race its creation.
     // (Only 'close' is awaited: the stream also emits the error that destroyed it.)
-    if (!output.closed) await new Promise((resolve) => output.once('close', resolve));
+    if (!output.closed) await new Promise<void>((resolve) => output.once('close', () => resolve()));
     await rm(temporary, { force: true });
     throw error;
   }
