@@ -1,31 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, copyFile, chmod } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerDefaultCapabilities, decodeCapabilityMask, resolveCapabilities } from '../../src/sandbox/capabilities.js';
-import { locateSandboxTools, runChrootStep, type RunStepRequest, type SandboxTools } from '../../src/sandbox/chroot-runner.js';
+import { locateSandboxTools, type RunStepRequest, type SandboxTools } from '../../src/sandbox/chroot-runner.js';
+import { makeBusyboxRoot, runScript, type StepOutcome } from '../harness/sandbox-root.js';
 
 const run = promisify(execFile);
 
-/** A busybox root filesystem made straight from Debian's busybox-static. */
-async function makeBusyboxRoot(dir: string): Promise<void> {
-  for (const sub of ['bin', 'etc', 'tmp', 'w/sub']) await mkdir(join(dir, sub), { recursive: true });
-  await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
-  await chmod(join(dir, 'bin/busybox'), 0o755);
-  for (const applet of ['sh', 'cat', 'id', 'pwd', 'sleep', 'ps', 'hostname', 'grep', 'echo', 'ls', 'env', 'touch']) {
-    await symlink('busybox', join(dir, 'bin', applet));
-  }
-  await writeFile(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000::/home/b:/bin/sh\n');
-}
-
-interface Outcome {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe('chroot isolation for RUN steps (real namespaces)', () => {
   let scratch: string;
@@ -35,40 +19,20 @@ describe('chroot isolation for RUN steps (real namespaces)', () => {
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'kiln-sandbox-'));
     root = join(scratch, 'rootfs');
-    await makeBusyboxRoot(root);
+    await makeBusyboxRoot(root, ['tmp', 'w/sub']);
     tools = await locateSandboxTools(process.env.PATH ?? '/usr/bin:/bin');
   });
   afterAll(async () => {
     await rm(scratch, { recursive: true, force: true });
   });
 
-  async function step(script: string, overrides: Partial<RunStepRequest> = {}): Promise<Outcome> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    const result = await runChrootStep(
-      {
-        root,
-        argv: ['/bin/sh', '-c', script],
-        workdir: '/w/sub',
-        uid: 0,
-        gid: 0,
-        groups: [],
-        capabilities: resolveCapabilities({ add: [], drop: [] }),
-        network: 'host',
-        hostname: 'kiln-step',
-        env: { PATH: '/bin', GREETING: 'hello there' },
-        stdout,
-        stderr,
-        hostFiles: [{ path: '/etc/hosts', content: '127.0.0.1 localhost kiln-step\n' }],
-        ...overrides,
-      },
-      tools,
-    );
-    return { exitCode: result.exitCode, stdout: out, stderr: err };
+  async function step(script: string, overrides: Partial<RunStepRequest> = {}): Promise<StepOutcome> {
+    return runScript(root, script, tools, {
+      workdir: '/w/sub',
+      env: { PATH: '/bin', GREETING: 'hello there' },
+      hostFiles: [{ path: '/etc/hosts', content: '127.0.0.1 localhost kiln-step\n' }],
+      ...overrides,
+    });
   }
 
   it('runs chrooted, in WORKDIR, with exactly the given environment and hostname', async () => {
@@ -127,7 +91,7 @@ describe('chroot isolation for RUN steps (real namespaces)', () => {
 
   it('refuses a root whose /proc is a symlink that could lead out', async () => {
     const evil = join(scratch, 'evil');
-    await makeBusyboxRoot(evil);
+    await makeBusyboxRoot(evil, ['tmp', 'w/sub']);
     await symlink('/etc', join(evil, 'proc'));
     await expect(step('true', { root: evil })).rejects.toThrow(/\/proc in the root filesystem is not a directory/);
   });

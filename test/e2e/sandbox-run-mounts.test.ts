@@ -1,28 +1,18 @@
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/rootfs/command-runner.js';
 import { cacheDirectoryName, takeLock } from '../../src/sandbox/cache-mounts.js';
 import { decodeCapabilityMask, resolveCapabilities } from '../../src/sandbox/capabilities.js';
-import { locateSandboxTools, runChrootStep, type RunStepRequest, type SandboxTools } from '../../src/sandbox/chroot-runner.js';
+import { locateSandboxTools, type RunStepRequest, type SandboxTools } from '../../src/sandbox/chroot-runner.js';
 import type { RunMountContext, RunMountRequest } from '../../src/sandbox/run-mounts.js';
+import { makeBusyboxRoot, runScript, type StepOutcome } from '../harness/sandbox-root.js';
 import { runIsInsecure } from '../../src/sandbox/step-options.js';
 
 const run = promisify(execFile);
-
-async function makeBusyboxRoot(dir: string): Promise<void> {
-  for (const sub of ['bin', 'etc', 'tmp', 'w', 'proc', 'dev', 'sys']) await mkdir(join(dir, sub), { recursive: true });
-  await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
-  await chmod(join(dir, 'bin/busybox'), 0o755);
-  for (const applet of ['sh', 'cat', 'echo', 'sleep', 'stat', 'grep', 'mkdir', 'touch', 'ls', 'id', 'env', 'rm']) {
-    await symlink('busybox', join(dir, 'bin', applet));
-  }
-  await writeFile(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000::/home/b:/bin/sh\n');
-}
 
 /** Every path under `dir`, relative, sorted: what a snapshot of the root would walk. */
 async function tree(dir: string): Promise<string[]> {
@@ -30,12 +20,6 @@ async function tree(dir: string): Promise<string[]> {
   return entries.map(String).sort();
 }
 
-interface Outcome {
-  exitCode: number | null;
-  kept: string[];
-  stdout: string;
-  stderr: string;
-}
 
 describe('RUN --mount in the chroot sandbox (real mounts)', () => {
   let scratch: string;
@@ -72,38 +56,12 @@ describe('RUN --mount in the chroot sandbox (real mounts)', () => {
 
   async function freshRoot(name: string): Promise<string> {
     const root = join(scratch, name);
-    await makeBusyboxRoot(root);
+    await makeBusyboxRoot(root, ['tmp', 'w', 'proc', 'dev', 'sys']);
     return root;
   }
 
-  async function step(root: string, script: string, requests: RunMountRequest[], overrides: Partial<RunStepRequest> = {}): Promise<Outcome> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    const result = await runChrootStep(
-      {
-        root,
-        argv: ['/bin/sh', '-c', script],
-        workdir: '/w',
-        uid: 0,
-        gid: 0,
-        groups: [],
-        capabilities: resolveCapabilities({ add: [], drop: [] }),
-        network: 'host',
-        hostname: 'kiln-step',
-        env: { PATH: '/bin' },
-        stdout,
-        stderr,
-        hostFiles: [],
-        runMounts: { requests, context: baseContext },
-        ...overrides,
-      },
-      tools,
-    );
-    return { exitCode: result.exitCode, kept: result.keptMountPoints, stdout: out, stderr: err };
+  async function step(root: string, script: string, requests: RunMountRequest[], overrides: Partial<RunStepRequest> = {}): Promise<StepOutcome> {
+    return runScript(root, script, tools, { runMounts: { requests, context: baseContext }, ...overrides });
   }
 
   it('keeps a cache mount across steps and builds, out of the root, owned as asked when first made', async () => {
