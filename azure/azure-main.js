@@ -4162,10 +4162,10 @@ var require_util = __commonJS({
       }
       return obj;
     }
-    function errorRequest(client, request5, err2) {
+    function errorRequest(client, request4, err2) {
       try {
-        request5.onError(err2);
-        assert(request5.aborted);
+        request4.onError(err2);
+        assert(request4.aborted);
       } catch (err3) {
         client.emit("error", err3);
       }
@@ -4609,7 +4609,7 @@ var require_request = __commonJS({
         expectContinue,
         servername,
         throwOnError,
-        maxRedirections: maxRedirections3,
+        maxRedirections: maxRedirections2,
         typeOfService
       }, handler) {
         if (typeof path17 !== "string") {
@@ -4645,7 +4645,7 @@ var require_request = __commonJS({
         if (throwOnError != null) {
           throw new InvalidArgumentError2("invalid throwOnError");
         }
-        if (maxRedirections3 != null && maxRedirections3 !== 0) {
+        if (maxRedirections2 != null && maxRedirections2 !== 0) {
           throw new InvalidArgumentError2("maxRedirections is not supported, use the redirect interceptor");
         }
         if (typeOfService != null && (!Number.isInteger(typeOfService) || typeOfService < 0 || typeOfService > 255)) {
@@ -4857,7 +4857,7 @@ var require_request = __commonJS({
         return this;
       }
     };
-    function processHeader(request5, key, val) {
+    function processHeader(request4, key, val) {
       if (val && (typeof val === "object" && !Array.isArray(val))) {
         throw new InvalidArgumentError2(`invalid ${key} header`);
       } else if (val === void 0) {
@@ -4904,24 +4904,24 @@ var require_request = __commonJS({
         }
       }
       if (headerName === "host") {
-        if (request5.host !== null) {
+        if (request4.host !== null) {
           throw new InvalidArgumentError2("duplicate host header");
         }
         if (typeof val !== "string") {
           throw new InvalidArgumentError2("invalid host header");
         }
-        request5.host = val;
+        request4.host = val;
       } else if (headerName === "content-length") {
-        if (request5.contentLength !== null) {
+        if (request4.contentLength !== null) {
           throw new InvalidArgumentError2("duplicate content-length header");
         }
         if (!isValidContentLengthHeaderValue(val)) {
           throw new InvalidArgumentError2("invalid content-length header");
         }
-        request5.contentLength = parseInt(val, 10);
-      } else if (request5.contentType === null && headerName === "content-type") {
-        request5.contentType = val;
-        request5.headers.push(key, val);
+        request4.contentLength = parseInt(val, 10);
+      } else if (request4.contentType === null && headerName === "content-type") {
+        request4.contentType = val;
+        request4.headers.push(key, val);
       } else if (headerName === "transfer-encoding" || headerName === "keep-alive" || headerName === "upgrade") {
         throw new InvalidArgumentError2(`invalid ${headerName} header`);
       } else if (headerName === "connection") {
@@ -4935,13 +4935,13 @@ var require_request = __commonJS({
             throw new InvalidArgumentError2("invalid connection header");
           }
           if (trimmed === "close") {
-            request5.reset = true;
+            request4.reset = true;
           }
         }
       } else if (headerName === "expect") {
         throw new NotSupportedError("expect header not supported");
       } else {
-        request5.headers.push(key, val);
+        request4.headers.push(key, val);
       }
     }
     module.exports = Request;
@@ -5049,9 +5049,9 @@ var require_dispatcher = __commonJS({
         throw new Error("not implemented");
       }
       compose(...args) {
-        const interceptors3 = Array.isArray(args[0]) ? args[0] : args;
+        const interceptors2 = Array.isArray(args[0]) ? args[0] : args;
         let dispatch = this.dispatch.bind(this);
-        for (const interceptor of interceptors3) {
+        for (const interceptor of interceptors2) {
           if (interceptor == null) {
             continue;
           }
@@ -7554,11 +7554,11 @@ var require_util2 = __commonJS({
     function normalizeBinaryStringToUtf8(value) {
       return Buffer.from(value, "binary").toString("utf8");
     }
-    function requestCurrentURL(request5) {
-      return request5.urlList[request5.urlList.length - 1];
+    function requestCurrentURL(request4) {
+      return request4.urlList[request4.urlList.length - 1];
     }
-    function requestBadPort(request5) {
-      const url = requestCurrentURL(request5);
+    function requestBadPort(request4) {
+      const url = requestCurrentURL(request4);
       if (urlIsHttpHttpsScheme(url) && badPortsSet.has(url.port)) {
         return "blocked";
       }
@@ -7596,10 +7596,10 @@ var require_util2 = __commonJS({
       }
       return policy;
     }
-    function setRequestReferrerPolicyOnRedirect(request5, actualResponse) {
+    function setRequestReferrerPolicyOnRedirect(request4, actualResponse) {
       const policy = parseReferrerPolicy(actualResponse);
       if (policy !== "") {
-        request5.referrerPolicy = policy;
+        request4.referrerPolicy = policy;
       }
     }
     function crossOriginResourcePolicyCheck() {
@@ -7616,33 +7616,33 @@ var require_util2 = __commonJS({
       header2 = httpRequest.mode;
       httpRequest.headersList.set("sec-fetch-mode", header2, true);
     }
-    function appendRequestOriginHeader(request5) {
-      let serializedOrigin = request5.origin;
+    function appendRequestOriginHeader(request4) {
+      let serializedOrigin = request4.origin;
       if (serializedOrigin === "client" || serializedOrigin === void 0) {
         return;
       }
-      if (request5.responseTainting === "cors" || request5.mode === "websocket") {
-        request5.headersList.append("origin", serializedOrigin, true);
-      } else if (request5.method !== "GET" && request5.method !== "HEAD") {
-        switch (request5.referrerPolicy) {
+      if (request4.responseTainting === "cors" || request4.mode === "websocket") {
+        request4.headersList.append("origin", serializedOrigin, true);
+      } else if (request4.method !== "GET" && request4.method !== "HEAD") {
+        switch (request4.referrerPolicy) {
           case "no-referrer":
             serializedOrigin = null;
             break;
           case "no-referrer-when-downgrade":
           case "strict-origin":
           case "strict-origin-when-cross-origin":
-            if (request5.origin && urlHasHttpsScheme(request5.origin) && !urlHasHttpsScheme(requestCurrentURL(request5))) {
+            if (request4.origin && urlHasHttpsScheme(request4.origin) && !urlHasHttpsScheme(requestCurrentURL(request4))) {
               serializedOrigin = null;
             }
             break;
           case "same-origin":
-            if (!sameOrigin(request5, requestCurrentURL(request5))) {
+            if (!sameOrigin(request4, requestCurrentURL(request4))) {
               serializedOrigin = null;
             }
             break;
           default:
         }
-        request5.headersList.append("origin", serializedOrigin, true);
+        request4.headersList.append("origin", serializedOrigin, true);
       }
     }
     function coarsenTime(timestamp, crossOriginIsolatedCapability) {
@@ -7696,18 +7696,18 @@ var require_util2 = __commonJS({
         referrerPolicy: policyContainer.referrerPolicy
       };
     }
-    function determineRequestsReferrer(request5) {
-      const policy = request5.referrerPolicy;
+    function determineRequestsReferrer(request4) {
+      const policy = request4.referrerPolicy;
       assert(policy);
       let referrerSource = null;
-      if (request5.referrer === "client") {
+      if (request4.referrer === "client") {
         const globalOrigin = getGlobalOrigin();
         if (!globalOrigin || globalOrigin.origin === "null") {
           return "no-referrer";
         }
         referrerSource = new URL(globalOrigin);
-      } else if (webidl.is.URL(request5.referrer)) {
-        referrerSource = request5.referrer;
+      } else if (webidl.is.URL(request4.referrer)) {
+        referrerSource = request4.referrer;
       }
       let referrerURL = stripURLForReferrer(referrerSource);
       const referrerOrigin = stripURLForReferrer(referrerSource, true);
@@ -7725,14 +7725,14 @@ var require_util2 = __commonJS({
         case "unsafe-url":
           return referrerURL;
         case "strict-origin": {
-          const currentURL = requestCurrentURL(request5);
+          const currentURL = requestCurrentURL(request4);
           if (isURLPotentiallyTrustworthy(referrerURL) && !isURLPotentiallyTrustworthy(currentURL)) {
             return "no-referrer";
           }
           return referrerOrigin;
         }
         case "strict-origin-when-cross-origin": {
-          const currentURL = requestCurrentURL(request5);
+          const currentURL = requestCurrentURL(request4);
           if (sameOrigin(referrerURL, currentURL)) {
             return referrerURL;
           }
@@ -7742,17 +7742,17 @@ var require_util2 = __commonJS({
           return referrerOrigin;
         }
         case "same-origin":
-          if (sameOrigin(request5, referrerURL)) {
+          if (sameOrigin(request4, referrerURL)) {
             return referrerURL;
           }
           return "no-referrer";
         case "origin-when-cross-origin":
-          if (sameOrigin(request5, referrerURL)) {
+          if (sameOrigin(request4, referrerURL)) {
             return referrerURL;
           }
           return referrerOrigin;
         case "no-referrer-when-downgrade": {
-          const currentURL = requestCurrentURL(request5);
+          const currentURL = requestCurrentURL(request4);
           if (isURLPotentiallyTrustworthy(referrerURL) && !isURLPotentiallyTrustworthy(currentURL)) {
             return "no-referrer";
           }
@@ -7819,7 +7819,7 @@ var require_util2 = __commonJS({
       if (url.protocol === "blob:") return true;
       return isOriginPotentiallyTrustworthy(url.origin);
     }
-    function tryUpgradeRequestToAPotentiallyTrustworthyURL(request5) {
+    function tryUpgradeRequestToAPotentiallyTrustworthyURL(request4) {
     }
     function sameOrigin(A, B) {
       if (A.origin === B.origin && A.origin === "null") {
@@ -8198,7 +8198,7 @@ var require_util2 = __commonJS({
       }
       return gettingDecodingSplitting(value);
     }
-    function hasAuthenticationEntry(request5) {
+    function hasAuthenticationEntry(request4) {
       return false;
     }
     function includesCredentials(url) {
@@ -9433,11 +9433,11 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new SocketError("bad response", util.getSocketInfo(socket)));
           return -1;
         }
-        const request5 = client[kQueue][client[kRunningIdx]];
-        if (!request5) {
+        const request4 = client[kQueue][client[kRunningIdx]];
+        if (!request4) {
           return -1;
         }
-        request5.onResponseStarted();
+        request4.onResponseStarted();
         return 0;
       }
       /**
@@ -9499,9 +9499,9 @@ var require_client_h1 = __commonJS({
         assert(!socket.destroyed);
         assert(!this.paused);
         assert((headers.length & 1) === 0);
-        const request5 = client[kQueue][client[kRunningIdx]];
-        assert(request5);
-        assert(request5.upgrade || request5.method === "CONNECT");
+        const request4 = client[kQueue][client[kRunningIdx]];
+        assert(request4);
+        assert(request4.upgrade || request4.method === "CONNECT");
         this.statusCode = 0;
         this.statusText = "";
         this.shouldKeepAlive = false;
@@ -9518,9 +9518,9 @@ var require_client_h1 = __commonJS({
         client[kQueue][client[kRunningIdx]++] = null;
         client.emit("disconnect", client[kUrl], [client], new InformationalError("upgrade"));
         try {
-          request5.onUpgrade(statusCode, headers, socket, statusText2);
+          request4.onUpgrade(statusCode, headers, socket, statusText2);
         } catch (err2) {
-          util.errorRequest(client, request5, err2);
+          util.errorRequest(client, request4, err2);
           util.destroy(socket, err2);
         }
         client[kResume]();
@@ -9540,8 +9540,8 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new SocketError("bad response", util.getSocketInfo(socket)));
           return -1;
         }
-        const request5 = client[kQueue][client[kRunningIdx]];
-        if (!request5) {
+        const request4 = client[kQueue][client[kRunningIdx]];
+        if (!request4) {
           return -1;
         }
         assert(!this.upgrade);
@@ -9550,23 +9550,23 @@ var require_client_h1 = __commonJS({
           util.destroy(socket, new SocketError("bad response", util.getSocketInfo(socket)));
           return -1;
         }
-        if (upgrade && !request5.upgrade) {
+        if (upgrade && !request4.upgrade) {
           util.destroy(socket, new SocketError("bad upgrade", util.getSocketInfo(socket)));
           return -1;
         }
         assert(this.timeoutType === TIMEOUT_HEADERS);
         this.statusCode = statusCode;
         this.shouldKeepAlive = shouldKeepAlive || // Override llhttp value which does not allow keepAlive for HEAD.
-        request5.method === "HEAD" && !socket[kReset] && this.connection.toLowerCase() === "keep-alive";
+        request4.method === "HEAD" && !socket[kReset] && this.connection.toLowerCase() === "keep-alive";
         if (this.statusCode >= 200) {
-          const bodyTimeout = request5.bodyTimeout != null ? request5.bodyTimeout : client[kBodyTimeout];
+          const bodyTimeout = request4.bodyTimeout != null ? request4.bodyTimeout : client[kBodyTimeout];
           this.setTimeout(bodyTimeout, TIMEOUT_BODY);
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
           }
         }
-        if (request5.method === "CONNECT") {
+        if (request4.method === "CONNECT") {
           assert(client[kRunning] === 1);
           this.upgrade = true;
           return 2;
@@ -9597,11 +9597,11 @@ var require_client_h1 = __commonJS({
         } else {
           socket[kReset] = true;
         }
-        const pause = request5.onHeaders(statusCode, headers, this.resume, statusText2) === false;
-        if (request5.aborted) {
+        const pause = request4.onHeaders(statusCode, headers, this.resume, statusText2) === false;
+        if (request4.aborted) {
           return -1;
         }
-        if (request5.method === "HEAD") {
+        if (request4.method === "HEAD") {
           return 1;
         }
         if (statusCode < 200) {
@@ -9622,8 +9622,8 @@ var require_client_h1 = __commonJS({
         if (socket.destroyed) {
           return -1;
         }
-        const request5 = client[kQueue][client[kRunningIdx]];
-        assert(request5);
+        const request4 = client[kQueue][client[kRunningIdx]];
+        assert(request4);
         assert(this.timeoutType === TIMEOUT_BODY);
         if (this.timeout) {
           if (this.timeout.refresh) {
@@ -9636,7 +9636,7 @@ var require_client_h1 = __commonJS({
           return -1;
         }
         this.bytesRead += buf.length;
-        if (request5.onData(buf) === false) {
+        if (request4.onData(buf) === false) {
           return constants2.ERROR.PAUSED;
         }
         return 0;
@@ -9654,8 +9654,8 @@ var require_client_h1 = __commonJS({
         }
         assert(statusCode >= 100);
         assert((this.headers.length & 1) === 0);
-        const request5 = client[kQueue][client[kRunningIdx]];
-        assert(request5);
+        const request4 = client[kQueue][client[kRunningIdx]];
+        assert(request4);
         this.statusCode = 0;
         this.statusText = "";
         this.bytesRead = 0;
@@ -9667,11 +9667,11 @@ var require_client_h1 = __commonJS({
         if (statusCode < 200) {
           return 0;
         }
-        if (request5.method !== "HEAD" && contentLength && bytesRead !== parseInt(contentLength, 10)) {
+        if (request4.method !== "HEAD" && contentLength && bytesRead !== parseInt(contentLength, 10)) {
           util.destroy(socket, new ResponseContentLengthMismatchError());
           return -1;
         }
-        request5.onComplete(headers);
+        request4.onComplete(headers);
         client[kQueue][client[kRunningIdx]++] = null;
         socket[kSocketUsed] = client[kPending] === 0;
         if (socket[kWriting]) {
@@ -9740,8 +9740,8 @@ var require_client_h1 = __commonJS({
       return {
         version: "h1",
         defaultPipelining: 1,
-        write(request5) {
-          return writeH1(client, request5);
+        write(request4) {
+          return writeH1(client, request4);
         },
         resume() {
           resumeH1(client);
@@ -9768,18 +9768,18 @@ var require_client_h1 = __commonJS({
          * @param {import('../core/request.js')} request
          * @returns {boolean}
          */
-        busy(request5) {
+        busy(request4) {
           if (socket[kWriting] || socket[kReset] || socket[kBlocking] || socket[kIdleSocketValidation] === 1) {
             return true;
           }
-          if (request5) {
-            if (client[kRunning] > 0 && !request5.idempotent) {
+          if (request4) {
+            if (client[kRunning] > 0 && !request4.idempotent) {
               return true;
             }
-            if (client[kRunning] > 0 && (request5.upgrade || request5.method === "CONNECT")) {
+            if (client[kRunning] > 0 && (request4.upgrade || request4.method === "CONNECT")) {
               return true;
             }
-            if (client[kRunning] > 0 && util.bodyLength(request5.body) !== 0 && (util.isStream(request5.body) || util.isAsyncIterable(request5.body) || util.isFormDataLike(request5.body))) {
+            if (client[kRunning] > 0 && util.bodyLength(request4.body) !== 0 && (util.isStream(request4.body) || util.isAsyncIterable(request4.body) || util.isFormDataLike(request4.body))) {
               return true;
             }
           }
@@ -9832,13 +9832,13 @@ var require_client_h1 = __commonJS({
         assert(client[kPending] === 0);
         const requests = client[kQueue].splice(client[kRunningIdx]);
         for (let i = 0; i < requests.length; i++) {
-          const request5 = requests[i];
-          util.errorRequest(client, request5, err2);
+          const request4 = requests[i];
+          util.errorRequest(client, request4, err2);
         }
       } else if (client[kRunning] > 0 && err2.code !== "UND_ERR_INFO") {
-        const request5 = client[kQueue][client[kRunningIdx]];
+        const request4 = client[kQueue][client[kRunningIdx]];
         client[kQueue][client[kRunningIdx]++] = null;
-        util.errorRequest(client, request5, err2);
+        util.errorRequest(client, request4, err2);
       }
       client[kPendingIdx] = client[kRunningIdx];
       assert(client[kRunning] === 0);
@@ -9906,8 +9906,8 @@ var require_client_h1 = __commonJS({
           }
         } else if (client[kRunning] > 0 && socket[kParser].statusCode < 200) {
           if (socket[kParser].timeoutType !== TIMEOUT_HEADERS) {
-            const request5 = client[kQueue][client[kRunningIdx]];
-            const headersTimeout = request5.headersTimeout != null ? request5.headersTimeout : client[kHeadersTimeout];
+            const request4 = client[kQueue][client[kRunningIdx]];
+            const headersTimeout = request4.headersTimeout != null ? request4.headersTimeout : client[kHeadersTimeout];
             socket[kParser].setTimeout(headersTimeout, TIMEOUT_HEADERS);
           }
         }
@@ -9916,11 +9916,11 @@ var require_client_h1 = __commonJS({
     function shouldSendContentLength(method) {
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
-    function setTypeOfService(socket, request5) {
+    function setTypeOfService(socket, request4) {
       if (typeof socket.setTypeOfService !== "function") {
         return;
       }
-      const typeOfService = request5.typeOfService;
+      const typeOfService = request4.typeOfService;
       if (typeOfService === void 0) {
         return;
       }
@@ -9934,26 +9934,26 @@ var require_client_h1 = __commonJS({
       } catch {
       }
     }
-    function writeH1(client, request5) {
-      const { method, path: path17, host: host2, upgrade, blocking, reset } = request5;
-      let { body, headers, contentLength } = request5;
+    function writeH1(client, request4) {
+      const { method, path: path17, host: host2, upgrade, blocking, reset } = request4;
+      let { body, headers, contentLength } = request4;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
         if (!extractBody) {
           extractBody = require_body().extractBody;
         }
         const [bodyStream, contentType] = extractBody(body);
-        if (request5.contentType == null) {
+        if (request4.contentType == null) {
           headers.push("content-type", contentType);
         }
         body = bodyStream.stream;
         contentLength = bodyStream.length;
-      } else if (util.isBlobLike(body) && request5.contentType == null) {
+      } else if (util.isBlobLike(body) && request4.contentType == null) {
         const contentType = body.type;
         if (contentType) {
           const contentTypeValue = `${contentType}`;
           if (!util.isValidHeaderValue(contentTypeValue)) {
-            util.errorRequest(client, request5, new InvalidArgumentError2("invalid content-type header"));
+            util.errorRequest(client, request4, new InvalidArgumentError2("invalid content-type header"));
             return false;
           }
           headers.push("content-type", contentTypeValue);
@@ -9965,14 +9965,14 @@ var require_client_h1 = __commonJS({
       const bodyLength = util.bodyLength(body);
       contentLength = bodyLength ?? contentLength;
       if (contentLength === null) {
-        contentLength = request5.contentLength;
+        contentLength = request4.contentLength;
       }
       if (contentLength === 0 && !expectsPayload) {
         contentLength = null;
       }
-      if (shouldSendContentLength(method) && contentLength > 0 && request5.contentLength !== null && request5.contentLength !== contentLength) {
+      if (shouldSendContentLength(method) && contentLength > 0 && request4.contentLength !== null && request4.contentLength !== contentLength) {
         if (client[kStrictContentLength]) {
-          util.errorRequest(client, request5, new RequestContentLengthMismatchError());
+          util.errorRequest(client, request4, new RequestContentLengthMismatchError());
           return false;
         }
         process.emitWarning(new RequestContentLengthMismatchError());
@@ -9980,19 +9980,19 @@ var require_client_h1 = __commonJS({
       const socket = client[kSocket];
       clearIdleSocketValidation(socket);
       const abort = (err2) => {
-        if (request5.aborted || request5.completed) {
+        if (request4.aborted || request4.completed) {
           return;
         }
-        util.errorRequest(client, request5, err2 || new RequestAbortedError());
+        util.errorRequest(client, request4, err2 || new RequestAbortedError());
         util.destroy(body);
         util.destroy(socket, new InformationalError("aborted"));
       };
       try {
-        request5.onConnect(abort);
+        request4.onConnect(abort);
       } catch (err2) {
-        util.errorRequest(client, request5, err2);
+        util.errorRequest(client, request4, err2);
       }
-      if (request5.aborted) {
+      if (request4.aborted) {
         return false;
       }
       if (method === "HEAD") {
@@ -10010,7 +10010,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      setTypeOfService(socket, request5);
+      setTypeOfService(socket, request4);
       let header2 = `${method} ${path17} HTTP/1.1\r
 `;
       if (typeof host2 === "string") {
@@ -10044,31 +10044,31 @@ upgrade: ${upgrade}\r
         }
       }
       if (channels.sendHeaders.hasSubscribers) {
-        channels.sendHeaders.publish({ request: request5, headers: header2, socket });
+        channels.sendHeaders.publish({ request: request4, headers: header2, socket });
       }
       if (!body || bodyLength === 0) {
-        writeBuffer(abort, null, client, request5, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, null, client, request4, socket, contentLength, header2, expectsPayload);
       } else if (util.isBuffer(body)) {
-        writeBuffer(abort, body, client, request5, socket, contentLength, header2, expectsPayload);
+        writeBuffer(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
       } else if (util.isBlobLike(body)) {
         if (typeof body.stream === "function") {
-          writeIterable(abort, body.stream(), client, request5, socket, contentLength, header2, expectsPayload);
+          writeIterable(abort, body.stream(), client, request4, socket, contentLength, header2, expectsPayload);
         } else {
-          writeBlob(abort, body, client, request5, socket, contentLength, header2, expectsPayload);
+          writeBlob(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
         }
       } else if (util.isStream(body)) {
-        writeStream(abort, body, client, request5, socket, contentLength, header2, expectsPayload);
+        writeStream(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
       } else if (util.isIterable(body)) {
-        writeIterable(abort, body, client, request5, socket, contentLength, header2, expectsPayload);
+        writeIterable(abort, body, client, request4, socket, contentLength, header2, expectsPayload);
       } else {
         assert(false);
       }
       return true;
     }
-    function writeStream(abort, body, client, request5, socket, contentLength, header2, expectsPayload) {
+    function writeStream(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
       let finished = false;
-      const writer = new AsyncWriter({ abort, socket, request: request5, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request4, contentLength, client, expectsPayload, header: header2 });
       const onData = function(chunk) {
         if (finished) {
           return;
@@ -10134,7 +10134,7 @@ upgrade: ${upgrade}\r
         setImmediate(onClose);
       }
     }
-    function writeBuffer(abort, body, client, request5, socket, contentLength, header2, expectsPayload) {
+    function writeBuffer(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       try {
         if (!body) {
           if (contentLength === 0) {
@@ -10154,18 +10154,18 @@ upgrade: ${upgrade}\r
 `, "latin1");
           socket.write(body);
           socket.uncork();
-          request5.onBodySent(body);
-          if (!expectsPayload && request5.reset !== false) {
+          request4.onBodySent(body);
+          if (!expectsPayload && request4.reset !== false) {
             socket[kReset] = true;
           }
         }
-        request5.onRequestSent();
+        request4.onRequestSent();
         client[kResume]();
       } catch (err2) {
         abort(err2);
       }
     }
-    async function writeBlob(abort, body, client, request5, socket, contentLength, header2, expectsPayload) {
+    async function writeBlob(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -10178,9 +10178,9 @@ upgrade: ${upgrade}\r
 `, "latin1");
         socket.write(buffer);
         socket.uncork();
-        request5.onBodySent(buffer);
-        request5.onRequestSent();
-        if (!expectsPayload && request5.reset !== false) {
+        request4.onBodySent(buffer);
+        request4.onRequestSent();
+        if (!expectsPayload && request4.reset !== false) {
           socket[kReset] = true;
         }
         client[kResume]();
@@ -10188,7 +10188,7 @@ upgrade: ${upgrade}\r
         abort(err2);
       }
     }
-    async function writeIterable(abort, body, client, request5, socket, contentLength, header2, expectsPayload) {
+    async function writeIterable(abort, body, client, request4, socket, contentLength, header2, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -10207,7 +10207,7 @@ upgrade: ${upgrade}\r
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
-      const writer = new AsyncWriter({ abort, socket, request: request5, contentLength, client, expectsPayload, header: header2 });
+      const writer = new AsyncWriter({ abort, socket, request: request4, contentLength, client, expectsPayload, header: header2 });
       try {
         for await (const chunk of body) {
           if (socket[kError]) {
@@ -10236,9 +10236,9 @@ upgrade: ${upgrade}\r
        * @param {boolean} arg.expectsPayload
        * @param {string} arg.header
        */
-      constructor({ abort, socket, request: request5, contentLength, client, expectsPayload, header: header2 }) {
+      constructor({ abort, socket, request: request4, contentLength, client, expectsPayload, header: header2 }) {
         this.socket = socket;
-        this.request = request5;
+        this.request = request4;
         this.contentLength = contentLength;
         this.client = client;
         this.bytesWritten = 0;
@@ -10252,7 +10252,7 @@ upgrade: ${upgrade}\r
        * @returns
        */
       write(chunk) {
-        const { socket, request: request5, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
+        const { socket, request: request4, contentLength, client, bytesWritten, expectsPayload, header: header2 } = this;
         if (socket[kError]) {
           throw socket[kError];
         }
@@ -10271,7 +10271,7 @@ upgrade: ${upgrade}\r
         }
         socket.cork();
         if (bytesWritten === 0) {
-          if (!expectsPayload && request5.reset !== false) {
+          if (!expectsPayload && request4.reset !== false) {
             socket[kReset] = true;
           }
           if (contentLength === null) {
@@ -10291,7 +10291,7 @@ ${len.toString(16)}\r
         this.bytesWritten += len;
         const ret = socket.write(chunk);
         socket.uncork();
-        request5.onBodySent(chunk);
+        request4.onBodySent(chunk);
         if (!ret) {
           if (socket[kParser].timeout && socket[kParser].timeoutType === TIMEOUT_HEADERS) {
             if (socket[kParser].timeout.refresh) {
@@ -10305,8 +10305,8 @@ ${len.toString(16)}\r
        * @returns {void}
        */
       end() {
-        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request5 } = this;
-        request5.onRequestSent();
+        const { socket, contentLength, client, bytesWritten, expectsPayload, header: header2, request: request4 } = this;
+        request4.onRequestSent();
         socket[kWriting] = false;
         if (socket[kError]) {
           throw socket[kError];
@@ -10486,8 +10486,8 @@ var require_client_h2 = __commonJS({
          * @param {import('../core/request.js')} request
          * @returns {boolean}
         */
-        write(request5) {
-          return writeH2(client, request5);
+        write(request4) {
+          return writeH2(client, request4);
         },
         /**
          * @returns {void}
@@ -10516,14 +10516,14 @@ var require_client_h2 = __commonJS({
          * @param {import('../core/request.js')} request
          * @returns {boolean}
         */
-        busy(request5) {
-          if (request5 != null) {
+        busy(request4) {
+          if (request4 != null) {
             if (client[kRunning] > 0) {
-              if (request5.idempotent === false) return true;
-              if ((request5.upgrade === "websocket" || request5.method === "CONNECT") && session[kRemoteSettings] === false) return true;
-              if (util.bodyLength(request5.body) !== 0 && (util.isStream(request5.body) || util.isAsyncIterable(request5.body) || util.isFormDataLike(request5.body))) return true;
+              if (request4.idempotent === false) return true;
+              if ((request4.upgrade === "websocket" || request4.method === "CONNECT") && session[kRemoteSettings] === false) return true;
+              if (util.bodyLength(request4.body) !== 0 && (util.isStream(request4.body) || util.isAsyncIterable(request4.body) || util.isFormDataLike(request4.body))) return true;
             } else {
-              return (request5.upgrade === "websocket" || request5.method === "CONNECT") && session[kRemoteSettings] === false;
+              return (request4.upgrade === "websocket" || request4.method === "CONNECT") && session[kRemoteSettings] === false;
             }
           }
           return false;
@@ -10598,15 +10598,15 @@ var require_client_h2 = __commonJS({
       this.destroy(err2);
       util.destroy(this[kSocket], err2);
     }
-    function completeRequest(client, request5, resetPendingIdx = false) {
+    function completeRequest(client, request4, resetPendingIdx = false) {
       const queue = client[kQueue];
       const runningIdx = client[kRunningIdx];
-      if (runningIdx < client[kPendingIdx] && queue[runningIdx] === request5) {
+      if (runningIdx < client[kPendingIdx] && queue[runningIdx] === request4) {
         queue[runningIdx] = null;
         client[kRunningIdx] = runningIdx + 1;
         return;
       }
-      const index = queue.indexOf(request5, runningIdx);
+      const index = queue.indexOf(request4, runningIdx);
       if (index === -1 || index >= client[kPendingIdx]) {
         return;
       }
@@ -10625,10 +10625,10 @@ var require_client_h2 = __commonJS({
       this[kHTTP2Session] = null;
       util.destroy(this[kSocket], err2);
       if (client[kRunningIdx] < client[kQueue].length) {
-        const request5 = client[kQueue][client[kRunningIdx]];
+        const request4 = client[kQueue][client[kRunningIdx]];
         client[kQueue][client[kRunningIdx]++] = null;
-        if (request5 != null) {
-          util.errorRequest(client, request5, err2);
+        if (request4 != null) {
+          util.errorRequest(client, request4, err2);
         }
         client[kPendingIdx] = client[kRunningIdx];
       }
@@ -10651,9 +10651,9 @@ var require_client_h2 = __commonJS({
         assert(client[kPending] === 0);
         const requests = client[kQueue].splice(client[kRunningIdx]);
         for (let i = 0; i < requests.length; i++) {
-          const request5 = requests[i];
-          if (request5 != null) {
-            util.errorRequest(client, request5, err2);
+          const request4 = requests[i];
+          if (request4 != null) {
+            util.errorRequest(client, request4, err2);
           }
         }
       }
@@ -10684,14 +10684,14 @@ var require_client_h2 = __commonJS({
     function shouldSendContentLength(method) {
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
-    function writeH2(client, request5) {
-      const headersTimeout = request5.headersTimeout ?? client[kHeadersTimeout];
-      const bodyTimeout = request5.bodyTimeout ?? client[kBodyTimeout];
+    function writeH2(client, request4) {
+      const headersTimeout = request4.headersTimeout ?? client[kHeadersTimeout];
+      const bodyTimeout = request4.bodyTimeout ?? client[kBodyTimeout];
       const session = client[kHTTP2Session];
-      const { method, path: path17, host: host2, upgrade, expectContinue, signal, protocol, headers: reqHeaders } = request5;
-      let { body } = request5;
+      const { method, path: path17, host: host2, upgrade, expectContinue, signal, protocol, headers: reqHeaders } = request4;
+      let { body } = request4;
       if (upgrade != null && upgrade !== "websocket") {
-        util.errorRequest(client, request5, new InvalidArgumentError2(`Custom upgrade "${upgrade}" not supported over HTTP/2`));
+        util.errorRequest(client, request4, new InvalidArgumentError2(`Custom upgrade "${upgrade}" not supported over HTTP/2`));
         return false;
       }
       const headers = {};
@@ -10725,33 +10725,33 @@ var require_client_h2 = __commonJS({
       headers[HTTP2_HEADER_AUTHORITY] = host2 || `${hostname}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (err2) => {
-        if (request5.aborted || request5.completed) {
+        if (request4.aborted || request4.completed) {
           return;
         }
         err2 = err2 || new RequestAbortedError();
-        util.errorRequest(client, request5, err2);
+        util.errorRequest(client, request4, err2);
         if (stream != null) {
           stream.removeAllListeners("data");
           stream.close();
           client[kOnError](err2);
-          completeRequest(client, request5);
+          completeRequest(client, request4);
           client[kResume]();
         }
         util.destroy(body, err2);
       };
       try {
-        request5.onConnect(abort);
+        request4.onConnect(abort);
       } catch (err2) {
-        util.errorRequest(client, request5, err2);
+        util.errorRequest(client, request4, err2);
       }
-      if (request5.aborted) {
+      if (request4.aborted) {
         return false;
       }
       if (upgrade || method === "CONNECT") {
         session.ref();
         if (upgrade === "websocket") {
           if (session[kEnableConnectProtocol] === false) {
-            util.errorRequest(client, request5, new InformationalError("HTTP/2: Extended CONNECT protocol not supported by server"));
+            util.errorRequest(client, request4, new InformationalError("HTTP/2: Extended CONNECT protocol not supported by server"));
             session.unref();
             return false;
           }
@@ -10769,12 +10769,12 @@ var require_client_h2 = __commonJS({
           stream.once("response", (headers2, _flags) => {
             const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
             try {
-              request5.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
+              request4.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
             } catch (err2) {
               abort(err2);
               return;
             }
-            completeRequest(client, request5);
+            completeRequest(client, request4);
           });
           stream.on("error", () => {
             if (stream.rstCode === NGHTTP2_REFUSED_STREAM || stream.rstCode === NGHTTP2_CANCEL) {
@@ -10794,12 +10794,12 @@ var require_client_h2 = __commonJS({
         stream.on("response", (headers2) => {
           const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
           try {
-            request5.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
+            request4.onUpgrade(statusCode, parseH2Headers(realHeaders), stream);
           } catch (err2) {
             abort(err2);
             return;
           }
-          completeRequest(client, request5);
+          completeRequest(client, request4);
         });
         stream.on("error", abort);
         stream.once("close", () => {
@@ -10824,14 +10824,14 @@ var require_client_h2 = __commonJS({
         contentLength = bodyStream.length;
       }
       if (contentLength == null) {
-        contentLength = request5.contentLength;
+        contentLength = request4.contentLength;
       }
       if (!expectsPayload) {
         contentLength = null;
       }
-      if (shouldSendContentLength(method) && contentLength > 0 && request5.contentLength != null && request5.contentLength !== contentLength) {
+      if (shouldSendContentLength(method) && contentLength > 0 && request4.contentLength != null && request4.contentLength !== contentLength) {
         if (client[kStrictContentLength]) {
-          util.errorRequest(client, request5, new RequestContentLengthMismatchError());
+          util.errorRequest(client, request4, new RequestContentLengthMismatchError());
           return false;
         }
         process.emitWarning(new RequestContentLengthMismatchError());
@@ -10847,7 +10847,7 @@ var require_client_h2 = __commonJS({
           header2 += `${key}: ${headers[key]}\r
 `;
         }
-        channels.sendHeaders.publish({ request: request5, headers: header2, socket: session[kSocket] });
+        channels.sendHeaders.publish({ request: request4, headers: header2, socket: session[kSocket] });
       }
       const shouldEndStream = method === "GET" || method === "HEAD" || body === null;
       if (expectContinue) {
@@ -10868,21 +10868,21 @@ var require_client_h2 = __commonJS({
       let responseReceived = false;
       stream.once("response", (headers2) => {
         const { [HTTP2_HEADER_STATUS]: statusCode, ...realHeaders } = headers2;
-        request5.onResponseStarted();
+        request4.onResponseStarted();
         responseReceived = true;
         stream.setTimeout(bodyTimeout);
-        if (request5.aborted) {
+        if (request4.aborted) {
           stream.removeAllListeners("data");
           return;
         }
-        if (request5.onHeaders(Number(statusCode), parseH2Headers(realHeaders), stream.resume.bind(stream), "") === false) {
+        if (request4.onHeaders(Number(statusCode), parseH2Headers(realHeaders), stream.resume.bind(stream), "") === false) {
           stream.pause();
         }
         stream.on("data", (chunk) => {
-          if (request5.aborted || request5.completed) {
+          if (request4.aborted || request4.completed) {
             return;
           }
-          if (request5.onData(chunk) === false) {
+          if (request4.onData(chunk) === false) {
             stream.pause();
           }
         });
@@ -10890,14 +10890,14 @@ var require_client_h2 = __commonJS({
       stream.once("end", () => {
         stream.removeAllListeners("data");
         if (responseReceived) {
-          if (!request5.aborted && !request5.completed) {
-            request5.onComplete({});
+          if (!request4.aborted && !request4.completed) {
+            request4.onComplete({});
           }
-          completeRequest(client, request5);
+          completeRequest(client, request4);
           client[kResume]();
         } else {
           abort(new InformationalError("HTTP/2: stream half-closed (remote)"));
-          completeRequest(client, request5, true);
+          completeRequest(client, request4, true);
           client[kResume]();
         }
       });
@@ -10907,7 +10907,7 @@ var require_client_h2 = __commonJS({
         if (session[kOpenStreams] === 0) {
           session.unref();
         }
-        if (!request5.aborted && !request5.completed) {
+        if (!request4.aborted && !request4.completed) {
           abort(new InformationalError("HTTP/2: stream closed before the response was complete"));
         }
       });
@@ -10932,11 +10932,11 @@ var require_client_h2 = __commonJS({
         abort(err2);
       });
       stream.once("trailers", (trailers) => {
-        if (request5.aborted || request5.completed) {
+        if (request4.aborted || request4.completed) {
           return;
         }
         stream.removeAllListeners("data");
-        request5.onComplete(trailers);
+        request4.onComplete(trailers);
       });
       return true;
       function writeBodyH2() {
@@ -10946,7 +10946,7 @@ var require_client_h2 = __commonJS({
             stream,
             null,
             client,
-            request5,
+            request4,
             client[kSocket],
             contentLength,
             expectsPayload
@@ -10957,7 +10957,7 @@ var require_client_h2 = __commonJS({
             stream,
             body,
             client,
-            request5,
+            request4,
             client[kSocket],
             contentLength,
             expectsPayload
@@ -10969,7 +10969,7 @@ var require_client_h2 = __commonJS({
               stream,
               body.stream(),
               client,
-              request5,
+              request4,
               client[kSocket],
               contentLength,
               expectsPayload
@@ -10980,7 +10980,7 @@ var require_client_h2 = __commonJS({
               stream,
               body,
               client,
-              request5,
+              request4,
               client[kSocket],
               contentLength,
               expectsPayload
@@ -10994,7 +10994,7 @@ var require_client_h2 = __commonJS({
             stream,
             body,
             client,
-            request5,
+            request4,
             contentLength
           );
         } else if (util.isIterable(body)) {
@@ -11003,7 +11003,7 @@ var require_client_h2 = __commonJS({
             stream,
             body,
             client,
-            request5,
+            request4,
             client[kSocket],
             contentLength,
             expectsPayload
@@ -11013,7 +11013,7 @@ var require_client_h2 = __commonJS({
         }
       }
     }
-    function writeBuffer(abort, h2stream, body, client, request5, socket, contentLength, expectsPayload) {
+    function writeBuffer(abort, h2stream, body, client, request4, socket, contentLength, expectsPayload) {
       try {
         if (body != null && util.isBuffer(body)) {
           assert(contentLength === body.byteLength, "buffer body must have content length");
@@ -11021,18 +11021,18 @@ var require_client_h2 = __commonJS({
           h2stream.write(body);
           h2stream.uncork();
           h2stream.end();
-          request5.onBodySent(body);
+          request4.onBodySent(body);
         }
         if (!expectsPayload) {
           socket[kReset] = true;
         }
-        request5.onRequestSent();
+        request4.onRequestSent();
         client[kResume]();
       } catch (error) {
         abort(error);
       }
     }
-    function writeStream(abort, socket, expectsPayload, h2stream, body, client, request5, contentLength) {
+    function writeStream(abort, socket, expectsPayload, h2stream, body, client, request4, contentLength) {
       assert(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
       const pipe = pipeline10(
         body,
@@ -11043,7 +11043,7 @@ var require_client_h2 = __commonJS({
             abort(err2);
           } else {
             util.removeAllListeners(pipe);
-            request5.onRequestSent();
+            request4.onRequestSent();
             if (!expectsPayload) {
               socket[kReset] = true;
             }
@@ -11053,10 +11053,10 @@ var require_client_h2 = __commonJS({
       );
       util.addListener(pipe, "data", onPipeData);
       function onPipeData(chunk) {
-        request5.onBodySent(chunk);
+        request4.onBodySent(chunk);
       }
     }
-    async function writeBlob(abort, h2stream, body, client, request5, socket, contentLength, expectsPayload) {
+    async function writeBlob(abort, h2stream, body, client, request4, socket, contentLength, expectsPayload) {
       assert(contentLength === body.size, "blob body must have content length");
       try {
         if (contentLength != null && contentLength !== body.size) {
@@ -11067,8 +11067,8 @@ var require_client_h2 = __commonJS({
         h2stream.write(buffer);
         h2stream.uncork();
         h2stream.end();
-        request5.onBodySent(buffer);
-        request5.onRequestSent();
+        request4.onBodySent(buffer);
+        request4.onRequestSent();
         if (!expectsPayload) {
           socket[kReset] = true;
         }
@@ -11077,7 +11077,7 @@ var require_client_h2 = __commonJS({
         abort(err2);
       }
     }
-    async function writeIterable(abort, h2stream, body, client, request5, socket, contentLength, expectsPayload) {
+    async function writeIterable(abort, h2stream, body, client, request4, socket, contentLength, expectsPayload) {
       assert(contentLength !== 0 || client[kRunning] === 0, "iterator body cannot be pipelined");
       let callback = null;
       function onDrain() {
@@ -11102,13 +11102,13 @@ var require_client_h2 = __commonJS({
             throw socket[kError];
           }
           const res = h2stream.write(chunk);
-          request5.onBodySent(chunk);
+          request4.onBodySent(chunk);
           if (!res) {
             await waitForDrain();
           }
         }
         h2stream.end();
-        request5.onRequestSent();
+        request4.onRequestSent();
         if (!expectsPayload) {
           socket[kReset] = true;
         }
@@ -11394,10 +11394,10 @@ var require_client = __commonJS({
         this.once("connect", cb);
       }
       [kDispatch](opts, handler) {
-        const request5 = new Request(this[kUrl].origin, opts, handler);
-        this[kQueue].push(request5);
+        const request4 = new Request(this[kUrl].origin, opts, handler);
+        this[kQueue].push(request4);
         if (this[kResuming]) {
-        } else if (util.bodyLength(request5.body) == null && util.isIterable(request5.body)) {
+        } else if (util.bodyLength(request4.body) == null && util.isIterable(request4.body)) {
           this[kResuming] = 1;
           queueMicrotask(() => resume(this));
         } else {
@@ -11421,9 +11421,9 @@ var require_client = __commonJS({
         return new Promise((resolve4) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
-            const request5 = requests[i];
-            if (request5 != null) {
-              util.errorRequest(this, request5, err2);
+            const request4 = requests[i];
+            if (request4 != null) {
+              util.errorRequest(this, request4, err2);
             }
           }
           const callback = () => {
@@ -11448,9 +11448,9 @@ var require_client = __commonJS({
         assert(client[kPendingIdx] === client[kRunningIdx]);
         const requests = client[kQueue].splice(client[kRunningIdx]);
         for (let i = 0; i < requests.length; i++) {
-          const request5 = requests[i];
-          if (request5 != null) {
-            util.errorRequest(client, request5, err2);
+          const request4 = requests[i];
+          if (request4 != null) {
+            util.errorRequest(client, request4, err2);
           }
         }
         assert(client[kSize] === 0);
@@ -11561,8 +11561,8 @@ var require_client = __commonJS({
       if (err2.code === "ERR_TLS_CERT_ALTNAME_INVALID") {
         assert(client[kRunning] === 0);
         while (client[kPending] > 0 && client[kQueue][client[kPendingIdx]].servername === client[kServerName]) {
-          const request5 = client[kQueue][client[kPendingIdx]++];
-          util.errorRequest(client, request5, err2);
+          const request4 = client[kQueue][client[kPendingIdx]++];
+          util.errorRequest(client, request4, err2);
         }
       } else {
         onError(client, err2);
@@ -11617,15 +11617,15 @@ var require_client = __commonJS({
         if (client[kRunning] >= (getPipelining(client) || 1)) {
           return;
         }
-        const request5 = client[kQueue][client[kPendingIdx]];
-        if (request5 === null) {
+        const request4 = client[kQueue][client[kPendingIdx]];
+        if (request4 === null) {
           return;
         }
-        if (client[kUrl].protocol === "https:" && client[kServerName] !== request5.servername) {
+        if (client[kUrl].protocol === "https:" && client[kServerName] !== request4.servername) {
           if (client[kRunning] > 0) {
             return;
           }
-          client[kServerName] = request5.servername;
+          client[kServerName] = request4.servername;
           client[kHTTPContext]?.destroy(new InformationalError("servername changed"), () => {
             client[kHTTPContext] = null;
             resume(client);
@@ -11641,10 +11641,10 @@ var require_client = __commonJS({
         if (client[kHTTPContext].destroyed) {
           return;
         }
-        if (client[kHTTPContext].busy(request5)) {
+        if (client[kHTTPContext].busy(request4)) {
           return;
         }
-        if (!request5.aborted && client[kHTTPContext].write(request5)) {
+        if (!request4.aborted && client[kHTTPContext].write(request4)) {
           client[kPendingIdx]++;
         } else {
           client[kQueue].splice(client[kPendingIdx], 1);
@@ -12291,7 +12291,7 @@ var require_agent = __commonJS({
     function defaultFactory(origin, opts) {
       return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
-    var Agent4 = class extends DispatcherBase {
+    var Agent3 = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxOrigins = Infinity, connect, tls, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError2("factory must be a function.");
@@ -12403,7 +12403,7 @@ var require_agent = __commonJS({
         return allClientStats;
       }
     };
-    module.exports = Agent4;
+    module.exports = Agent3;
   }
 });
 
@@ -12699,13 +12699,13 @@ var require_socks5_client = __commonJS({
         }
         debug("starting handshake with", this.authMethods.length, "auth methods");
         this.state = STATES.HANDSHAKING;
-        const request5 = Buffer2.alloc(2 + this.authMethods.length);
-        request5[0] = SOCKS_VERSION;
-        request5[1] = this.authMethods.length;
+        const request4 = Buffer2.alloc(2 + this.authMethods.length);
+        request4[0] = SOCKS_VERSION;
+        request4[1] = this.authMethods.length;
         this.authMethods.forEach((method, i) => {
-          request5[2 + i] = method;
+          request4[2 + i] = method;
         });
-        this.socket.write(request5);
+        this.socket.write(request4);
       }
       /**
        * Handle handshake response from server
@@ -12747,13 +12747,13 @@ var require_socks5_client = __commonJS({
         if (usernameBuffer.length > 255 || passwordBuffer.length > 255) {
           throw new InvalidArgumentError2("Username or password too long");
         }
-        const request5 = Buffer2.alloc(3 + usernameBuffer.length + passwordBuffer.length);
-        request5[0] = 1;
-        request5[1] = usernameBuffer.length;
-        usernameBuffer.copy(request5, 2);
-        request5[2 + usernameBuffer.length] = passwordBuffer.length;
-        passwordBuffer.copy(request5, 3 + usernameBuffer.length);
-        this.socket.write(request5);
+        const request4 = Buffer2.alloc(3 + usernameBuffer.length + passwordBuffer.length);
+        request4[0] = 1;
+        request4[1] = usernameBuffer.length;
+        usernameBuffer.copy(request4, 2);
+        request4[2 + usernameBuffer.length] = passwordBuffer.length;
+        passwordBuffer.copy(request4, 3 + usernameBuffer.length);
+        this.socket.write(request4);
       }
       /**
        * Handle authentication response
@@ -12788,22 +12788,22 @@ var require_socks5_client = __commonJS({
         }
         debug("connecting to", address, port);
         this.state = STATES.CONNECTING;
-        const request5 = this.buildConnectRequest(COMMANDS.CONNECT, address, port);
-        this.socket.write(request5);
+        const request4 = this.buildConnectRequest(COMMANDS.CONNECT, address, port);
+        this.socket.write(request4);
       }
       /**
        * Build a SOCKS5 request
        */
       buildConnectRequest(command, address, port) {
         const { type: addressType, buffer: addressBuffer } = parseAddress(address);
-        const request5 = Buffer2.alloc(4 + addressBuffer.length + 2);
-        request5[0] = SOCKS_VERSION;
-        request5[1] = command;
-        request5[2] = 0;
-        request5[3] = addressType;
-        addressBuffer.copy(request5, 4);
-        request5.writeUInt16BE(port, 4 + addressBuffer.length);
-        return request5;
+        const request4 = Buffer2.alloc(4 + addressBuffer.length + 2);
+        request4[0] = SOCKS_VERSION;
+        request4[1] = command;
+        request4[2] = 0;
+        request4[3] = addressType;
+        addressBuffer.copy(request4, 4);
+        request4.writeUInt16BE(port, 4 + addressBuffer.length);
+        return request4;
       }
       /**
        * Handle CONNECT response
@@ -13109,7 +13109,7 @@ var require_proxy_agent = __commonJS({
   "node_modules/undici/lib/dispatcher/proxy-agent.js"(exports, module) {
     "use strict";
     var { kProxy, kClose, kDestroy, kDispatch } = require_symbols();
-    var Agent4 = require_agent();
+    var Agent3 = require_agent();
     var Pool = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError: InvalidArgumentError2, RequestAbortedError, SecureProxyConnectionError } = require_errors2();
@@ -13240,7 +13240,7 @@ var require_proxy_agent = __commonJS({
         } else {
           this[kClient] = clientFactory(url, { connect });
         }
-        this[kAgent] = new Agent4({
+        this[kAgent] = new Agent3({
           ...opts,
           factory,
           connect: async (opts2, callback) => {
@@ -13368,7 +13368,7 @@ var require_env_http_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = require_symbols();
     var ProxyAgent = require_proxy_agent();
-    var Agent4 = require_agent();
+    var Agent3 = require_agent();
     var DEFAULT_PORTS = {
       "http:": 80,
       "https:": 443
@@ -13381,7 +13381,7 @@ var require_env_http_proxy_agent = __commonJS({
         super();
         this.#opts = opts;
         const { httpProxy, httpsProxy, noProxy, ...agentOpts } = opts;
-        this[kNoProxyAgent] = new Agent4(agentOpts);
+        this[kNoProxyAgent] = new Agent3(agentOpts);
         const HTTP_PROXY = httpProxy ?? process.env.http_proxy ?? process.env.HTTP_PROXY;
         if (HTTP_PROXY) {
           this[kHttpProxyAgent] = new ProxyAgent({ ...agentOpts, uri: HTTP_PROXY });
@@ -14523,10 +14523,10 @@ var require_api_request = __commonJS({
         }
       }
     };
-    function request5(opts, callback) {
+    function request4(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve4, reject) => {
-          request5.call(this, opts, (err2, data) => {
+          request4.call(this, opts, (err2, data) => {
             return err2 ? reject(err2) : resolve4(data);
           });
         });
@@ -14542,7 +14542,7 @@ var require_api_request = __commonJS({
         queueMicrotask(() => callback(err2, { opaque }));
       }
     }
-    module.exports = request5;
+    module.exports = request4;
     module.exports.RequestHandler = RequestHandler;
   }
 });
@@ -16130,7 +16130,7 @@ var require_mock_agent = __commonJS({
   "node_modules/undici/lib/mock/mock-agent.js"(exports, module) {
     "use strict";
     var { kClients } = require_symbols();
-    var Agent4 = require_agent();
+    var Agent3 = require_agent();
     var {
       kAgent,
       kMockAgentSet,
@@ -16168,7 +16168,7 @@ var require_mock_agent = __commonJS({
         if (opts?.agent && typeof opts.agent.dispatch !== "function") {
           throw new InvalidArgumentError2("Argument opts.agent must implement Agent");
         }
-        const agent = opts?.agent ? opts.agent : new Agent4(opts);
+        const agent = opts?.agent ? opts.agent : new Agent3(opts);
         this[kAgent] = agent;
         this[kClients] = agent[kClients];
         this[kOptions] = mockOptions;
@@ -16525,8 +16525,8 @@ var require_snapshot_recorder = __commonJS({
         if (this.isUrlExcluded(requestOpts)) {
           return;
         }
-        const request5 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request5);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         const normalizedHeaders = normalizeHeaders(response.headers);
         const responseData = {
           statusCode: response.statusCode,
@@ -16544,7 +16544,7 @@ var require_snapshot_recorder = __commonJS({
           existingSnapshot.timestamp = (/* @__PURE__ */ new Date()).toISOString();
         } else {
           this.#snapshots.set(hash, {
-            request: request5,
+            request: request4,
             responses: [responseData],
             // Always store as array for consistency
             callCount: 0,
@@ -16578,8 +16578,8 @@ var require_snapshot_recorder = __commonJS({
         if (this.isUrlExcluded(requestOpts)) {
           return void 0;
         }
-        const request5 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request5);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         const snapshot = this.#snapshots.get(hash);
         if (!snapshot) return void 0;
         const currentCallCount = snapshot.callCount || 0;
@@ -16674,8 +16674,8 @@ var require_snapshot_recorder = __commonJS({
        * @returns {boolean} - True if snapshot was deleted, false if not found
        */
       deleteSnapshot(requestOpts) {
-        const request5 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request5);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         return this.#snapshots.delete(hash);
       }
       /**
@@ -16684,8 +16684,8 @@ var require_snapshot_recorder = __commonJS({
        * @returns {SnapshotInfo|null} - Snapshot information or null if not found
        */
       getSnapshotInfo(requestOpts) {
-        const request5 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
-        const hash = createRequestHash(request5);
+        const request4 = formatRequestKey(requestOpts, this.#headerFilters, this.matchOptions);
+        const hash = createRequestHash(request4);
         const snapshot = this.#snapshots.get(hash);
         if (!snapshot) return null;
         return {
@@ -16775,7 +16775,7 @@ var require_snapshot_recorder = __commonJS({
 var require_snapshot_agent = __commonJS({
   "node_modules/undici/lib/mock/snapshot-agent.js"(exports, module) {
     "use strict";
-    var Agent4 = require_agent();
+    var Agent3 = require_agent();
     var MockAgent = require_mock_agent();
     var { SnapshotRecorder } = require_snapshot_recorder();
     var WrapHandler = require_wrap_handler();
@@ -16826,7 +16826,7 @@ var require_snapshot_agent = __commonJS({
         });
         this[kSnapshotLoaded] = false;
         if (this[kSnapshotMode] === "record" || this[kSnapshotMode] === "update" || this[kSnapshotMode] === "playback" && opts.excludeUrls && opts.excludeUrls.length > 0) {
-          this[kRealAgent] = new Agent4(opts);
+          this[kRealAgent] = new Agent3(opts);
         }
         if ((this[kSnapshotMode] === "playback" || this[kSnapshotMode] === "update") && this[kSnapshotPath]) {
           this.loadSnapshots().catch(() => {
@@ -16976,16 +16976,16 @@ var require_snapshot_agent = __commonJS({
        */
       #setupMockInterceptors() {
         for (const snapshot of this[kSnapshotRecorder].getSnapshots()) {
-          const { request: request5, responses, response } = snapshot;
-          const url = new URL(request5.url);
+          const { request: request4, responses, response } = snapshot;
+          const url = new URL(request4.url);
           const mockPool = this.get(url.origin);
           const responseData = responses ? responses[0] : response;
           if (!responseData) continue;
           mockPool.intercept({
             path: url.pathname + url.search,
-            method: request5.method,
-            headers: request5.headers,
-            body: request5.body
+            method: request4.method,
+            headers: request4.headers,
+            body: request4.body
           }).reply(responseData.statusCode, responseData.body, {
             headers: responseData.headers,
             trailers: responseData.trailers
@@ -17065,9 +17065,9 @@ var require_global2 = __commonJS({
     var globalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.2");
     var legacyGlobalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.1");
     var { InvalidArgumentError: InvalidArgumentError2 } = require_errors2();
-    var Agent4 = require_agent();
+    var Agent3 = require_agent();
     if (getGlobalDispatcher() === void 0) {
-      setGlobalDispatcher(new Agent4());
+      setGlobalDispatcher(new Agent3());
     }
     function setGlobalDispatcher(agent) {
       if (!agent || typeof agent.dispatch !== "function") {
@@ -17193,22 +17193,22 @@ var require_redirect_handler = __commonJS({
       }
     };
     var RedirectHandler = class _RedirectHandler {
-      static buildDispatch(dispatcher, maxRedirections3) {
-        if (maxRedirections3 != null && (!Number.isInteger(maxRedirections3) || maxRedirections3 < 0)) {
+      static buildDispatch(dispatcher, maxRedirections2) {
+        if (maxRedirections2 != null && (!Number.isInteger(maxRedirections2) || maxRedirections2 < 0)) {
           throw new InvalidArgumentError2("maxRedirections must be a positive number");
         }
         const dispatch = dispatcher.dispatch.bind(dispatcher);
-        return (opts, originalHandler) => dispatch(opts, new _RedirectHandler(dispatch, maxRedirections3, opts, originalHandler));
+        return (opts, originalHandler) => dispatch(opts, new _RedirectHandler(dispatch, maxRedirections2, opts, originalHandler));
       }
-      constructor(dispatch, maxRedirections3, opts, handler) {
-        if (maxRedirections3 != null && (!Number.isInteger(maxRedirections3) || maxRedirections3 < 0)) {
+      constructor(dispatch, maxRedirections2, opts, handler) {
+        if (maxRedirections2 != null && (!Number.isInteger(maxRedirections2) || maxRedirections2 < 0)) {
           throw new InvalidArgumentError2("maxRedirections must be a positive number");
         }
         this.dispatch = dispatch;
         this.location = null;
         const { maxRedirections: _, ...cleanOpts } = opts;
         this.opts = cleanOpts;
-        this.maxRedirections = maxRedirections3;
+        this.maxRedirections = maxRedirections2;
         this.handler = handler;
         this.history = [];
         Object.defineProperty(this.history, kRedirectCacheControl, {
@@ -17353,12 +17353,12 @@ var require_redirect = __commonJS({
     function createRedirectInterceptor({ maxRedirections: defaultMaxRedirections } = {}) {
       return (dispatch) => {
         return function Intercept(opts, handler) {
-          const { maxRedirections: maxRedirections3 = defaultMaxRedirections, ...rest } = opts;
-          if (maxRedirections3 == null || maxRedirections3 === 0) {
+          const { maxRedirections: maxRedirections2 = defaultMaxRedirections, ...rest } = opts;
+          if (maxRedirections2 == null || maxRedirections2 === 0) {
             return dispatch(opts, handler);
           }
           const dispatchOpts = { ...rest };
-          const redirectHandler = new RedirectHandler(dispatch, maxRedirections3, dispatchOpts, handler);
+          const redirectHandler = new RedirectHandler(dispatch, maxRedirections2, dispatchOpts, handler);
           return dispatch(dispatchOpts, redirectHandler);
         };
       };
@@ -22841,7 +22841,7 @@ var require_request2 = __commonJS({
         webidl.argumentLengthCheck(arguments, 1, prefix);
         input = webidl.converters.RequestInfo(input);
         init = webidl.converters.RequestInit(init);
-        let request5 = null;
+        let request4 = null;
         let fallbackMode = null;
         const baseUrl = environmentSettingsObject.settingsObject.baseUrl;
         let signal = null;
@@ -22858,18 +22858,18 @@ var require_request2 = __commonJS({
               "Request cannot be constructed from a URL that includes credentials: " + input
             );
           }
-          request5 = makeRequest({ urlList: [parsedURL] });
+          request4 = makeRequest({ urlList: [parsedURL] });
           fallbackMode = "cors";
         } else {
           assert(webidl.is.Request(input));
-          request5 = input.#state;
+          request4 = input.#state;
           signal = input.#signal;
           this.#dispatcher = init.dispatcher || input.#dispatcher;
         }
         const origin = environmentSettingsObject.settingsObject.origin;
         let window = "client";
-        if (request5.window?.constructor?.name === "EnvironmentSettingsObject" && sameOrigin(request5.window, origin)) {
-          window = request5.window;
+        if (request4.window?.constructor?.name === "EnvironmentSettingsObject" && sameOrigin(request4.window, origin)) {
+          window = request4.window;
         }
         if (init.window != null) {
           throw new TypeError(`'window' option '${window}' must be null`);
@@ -22877,66 +22877,66 @@ var require_request2 = __commonJS({
         if ("window" in init) {
           window = "no-window";
         }
-        request5 = makeRequest({
+        request4 = makeRequest({
           // URL request’s URL.
           // undici implementation note: this is set as the first item in request's urlList in makeRequest
           // method request’s method.
-          method: request5.method,
+          method: request4.method,
           // header list A copy of request’s header list.
           // undici implementation note: headersList is cloned in makeRequest
-          headersList: request5.headersList,
+          headersList: request4.headersList,
           // unsafe-request flag Set.
-          unsafeRequest: request5.unsafeRequest,
+          unsafeRequest: request4.unsafeRequest,
           // client This’s relevant settings object.
           client: environmentSettingsObject.settingsObject,
           // window window.
           window,
           // priority request’s priority.
-          priority: request5.priority,
+          priority: request4.priority,
           // origin request’s origin. The propagation of the origin is only significant for navigation requests
           // being handled by a service worker. In this scenario a request can have an origin that is different
           // from the current client.
-          origin: request5.origin,
+          origin: request4.origin,
           // referrer request’s referrer.
-          referrer: request5.referrer,
+          referrer: request4.referrer,
           // referrer policy request’s referrer policy.
-          referrerPolicy: request5.referrerPolicy,
+          referrerPolicy: request4.referrerPolicy,
           // mode request’s mode.
-          mode: request5.mode,
+          mode: request4.mode,
           // credentials mode request’s credentials mode.
-          credentials: request5.credentials,
+          credentials: request4.credentials,
           // cache mode request’s cache mode.
-          cache: request5.cache,
+          cache: request4.cache,
           // redirect mode request’s redirect mode.
-          redirect: request5.redirect,
+          redirect: request4.redirect,
           // integrity metadata request’s integrity metadata.
-          integrity: request5.integrity,
+          integrity: request4.integrity,
           // keepalive request’s keepalive.
-          keepalive: request5.keepalive,
+          keepalive: request4.keepalive,
           // reload-navigation flag request’s reload-navigation flag.
-          reloadNavigation: request5.reloadNavigation,
+          reloadNavigation: request4.reloadNavigation,
           // history-navigation flag request’s history-navigation flag.
-          historyNavigation: request5.historyNavigation,
+          historyNavigation: request4.historyNavigation,
           // URL list A clone of request’s URL list.
-          urlList: [...request5.urlList]
+          urlList: [...request4.urlList]
         });
         const initHasKey = Object.keys(init).length !== 0;
         if (initHasKey) {
-          if (request5.mode === "navigate") {
-            request5.mode = "same-origin";
+          if (request4.mode === "navigate") {
+            request4.mode = "same-origin";
           }
-          request5.reloadNavigation = false;
-          request5.historyNavigation = false;
-          request5.origin = "client";
-          request5.referrer = "client";
-          request5.referrerPolicy = "";
-          request5.url = request5.urlList[request5.urlList.length - 1];
-          request5.urlList = [request5.url];
+          request4.reloadNavigation = false;
+          request4.historyNavigation = false;
+          request4.origin = "client";
+          request4.referrer = "client";
+          request4.referrerPolicy = "";
+          request4.url = request4.urlList[request4.urlList.length - 1];
+          request4.urlList = [request4.url];
         }
         if (init.referrer !== void 0) {
           const referrer = init.referrer;
           if (referrer === "") {
-            request5.referrer = "no-referrer";
+            request4.referrer = "no-referrer";
           } else {
             let parsedReferrer;
             try {
@@ -22945,14 +22945,14 @@ var require_request2 = __commonJS({
               throw new TypeError(`Referrer "${referrer}" is not a valid URL.`, { cause: err2 });
             }
             if (parsedReferrer.protocol === "about:" && parsedReferrer.hostname === "client" || origin && !sameOrigin(parsedReferrer, environmentSettingsObject.settingsObject.baseUrl)) {
-              request5.referrer = "client";
+              request4.referrer = "client";
             } else {
-              request5.referrer = parsedReferrer;
+              request4.referrer = parsedReferrer;
             }
           }
         }
         if (init.referrerPolicy !== void 0) {
-          request5.referrerPolicy = init.referrerPolicy;
+          request4.referrerPolicy = init.referrerPolicy;
         }
         let mode;
         if (init.mode !== void 0) {
@@ -22967,33 +22967,33 @@ var require_request2 = __commonJS({
           });
         }
         if (mode != null) {
-          request5.mode = mode;
+          request4.mode = mode;
         }
         if (init.credentials !== void 0) {
-          request5.credentials = init.credentials;
+          request4.credentials = init.credentials;
         }
         if (init.cache !== void 0) {
-          request5.cache = init.cache;
+          request4.cache = init.cache;
         }
-        if (request5.cache === "only-if-cached" && request5.mode !== "same-origin") {
+        if (request4.cache === "only-if-cached" && request4.mode !== "same-origin") {
           throw new TypeError(
             "'only-if-cached' can be set only with 'same-origin' mode"
           );
         }
         if (init.redirect !== void 0) {
-          request5.redirect = init.redirect;
+          request4.redirect = init.redirect;
         }
         if (init.integrity != null) {
-          request5.integrity = String(init.integrity);
+          request4.integrity = String(init.integrity);
         }
         if (init.keepalive !== void 0) {
-          request5.keepalive = Boolean(init.keepalive);
+          request4.keepalive = Boolean(init.keepalive);
         }
         if (init.method !== void 0) {
           let method = init.method;
           const mayBeNormalized = normalizedMethodRecords[method];
           if (mayBeNormalized !== void 0) {
-            request5.method = mayBeNormalized;
+            request4.method = mayBeNormalized;
           } else {
             if (!isValidHTTPToken(method)) {
               throw new TypeError(`'${method}' is not a valid HTTP method.`);
@@ -23003,9 +23003,9 @@ var require_request2 = __commonJS({
               throw new TypeError(`'${method}' HTTP method is unsupported.`);
             }
             method = normalizedMethodRecordsBase[upperCase] ?? method;
-            request5.method = method;
+            request4.method = method;
           }
-          if (!patchMethodWarning && request5.method === "patch") {
+          if (!patchMethodWarning && request4.method === "patch") {
             process.emitWarning("Using `patch` is highly likely to result in a `405 Method Not Allowed`. `PATCH` is much more likely to succeed.", {
               code: "UNDICI-FETCH-patch"
             });
@@ -23015,7 +23015,7 @@ var require_request2 = __commonJS({
         if (init.signal !== void 0) {
           signal = init.signal;
         }
-        this.#state = request5;
+        this.#state = request4;
         const ac = new AbortController();
         this.#signal = ac.signal;
         if (signal != null) {
@@ -23033,12 +23033,12 @@ var require_request2 = __commonJS({
           }
         }
         this.#headers = new Headers(kConstruct);
-        setHeadersList(this.#headers, request5.headersList);
+        setHeadersList(this.#headers, request4.headersList);
         setHeadersGuard(this.#headers, "request");
         if (mode === "no-cors") {
-          if (!corsSafeListedMethodsSet.has(request5.method)) {
+          if (!corsSafeListedMethodsSet.has(request4.method)) {
             throw new TypeError(
-              `'${request5.method} is unsupported in no-cors mode.`
+              `'${request4.method} is unsupported in no-cors mode.`
             );
           }
           setHeadersGuard(this.#headers, "request-no-cors");
@@ -23057,14 +23057,14 @@ var require_request2 = __commonJS({
           }
         }
         const inputBody = webidl.is.Request(input) ? input.#state.body : null;
-        if ((init.body != null || inputBody != null) && (request5.method === "GET" || request5.method === "HEAD")) {
+        if ((init.body != null || inputBody != null) && (request4.method === "GET" || request4.method === "HEAD")) {
           throw new TypeError("Request with GET/HEAD method cannot have body.");
         }
         let initBody = null;
         if (init.body != null) {
           const [extractedBody, contentType] = extractBody(
             init.body,
-            request5.keepalive
+            request4.keepalive
           );
           initBody = extractedBody;
           if (contentType && !getHeadersList(this.#headers).contains("content-type", true)) {
@@ -23076,12 +23076,12 @@ var require_request2 = __commonJS({
           if (initBody != null && init.duplex == null) {
             throw new TypeError("RequestInit: duplex option is required when sending a body.");
           }
-          if (request5.mode !== "same-origin" && request5.mode !== "cors") {
+          if (request4.mode !== "same-origin" && request4.mode !== "cors") {
             throw new TypeError(
               'If request is made from ReadableStream, mode should be "same-origin" or "cors"'
             );
           }
-          request5.useCORSPreflightFlag = true;
+          request4.useCORSPreflightFlag = true;
         }
         let finalBody = inputOrInitBody;
         if (initBody == null && inputBody != null) {
@@ -23271,42 +23271,42 @@ var require_request2 = __commonJS({
        * @param {Request} request
        * @param {AbortSignal} newSignal
        */
-      static setRequestSignal(request5, newSignal) {
-        request5.#signal = newSignal;
-        return request5;
+      static setRequestSignal(request4, newSignal) {
+        request4.#signal = newSignal;
+        return request4;
       }
       /**
        * @param {Request} request
        */
-      static getRequestDispatcher(request5) {
-        return request5.#dispatcher;
+      static getRequestDispatcher(request4) {
+        return request4.#dispatcher;
       }
       /**
        * @param {Request} request
        * @param {import('../../dispatcher/dispatcher')} newDispatcher
        */
-      static setRequestDispatcher(request5, newDispatcher) {
-        request5.#dispatcher = newDispatcher;
+      static setRequestDispatcher(request4, newDispatcher) {
+        request4.#dispatcher = newDispatcher;
       }
       /**
        * @param {Request} request
        * @param {Headers} newHeaders
        */
-      static setRequestHeaders(request5, newHeaders) {
-        request5.#headers = newHeaders;
+      static setRequestHeaders(request4, newHeaders) {
+        request4.#headers = newHeaders;
       }
       /**
        * @param {Request} request
        */
-      static getRequestState(request5) {
-        return request5.#state;
+      static getRequestState(request4) {
+        return request4.#state;
       }
       /**
        * @param {Request} request
        * @param {any} newState
        */
-      static setRequestState(request5, newState) {
-        request5.#state = newState;
+      static setRequestState(request4, newState) {
+        request4.#state = newState;
       }
     };
     var { setRequestSignal, getRequestDispatcher, setRequestDispatcher, setRequestHeaders, getRequestState, setRequestState } = Request;
@@ -23361,23 +23361,23 @@ var require_request2 = __commonJS({
         headersList: init.headersList ? new HeadersList(init.headersList) : new HeadersList()
       };
     }
-    function cloneRequest(request5) {
-      const newRequest = makeRequest({ ...request5, body: null });
-      if (request5.body != null) {
-        newRequest.body = cloneBody(request5.body);
+    function cloneRequest(request4) {
+      const newRequest = makeRequest({ ...request4, body: null });
+      if (request4.body != null) {
+        newRequest.body = cloneBody(request4.body);
       }
       return newRequest;
     }
     function fromInnerRequest(innerRequest, dispatcher, signal, guard) {
-      const request5 = new Request(kConstruct);
-      setRequestState(request5, innerRequest);
-      setRequestDispatcher(request5, dispatcher);
-      setRequestSignal(request5, signal);
+      const request4 = new Request(kConstruct);
+      setRequestState(request4, innerRequest);
+      setRequestDispatcher(request4, dispatcher);
+      setRequestSignal(request4, signal);
       const headers = new Headers(kConstruct);
-      setRequestHeaders(request5, headers);
+      setRequestHeaders(request4, headers);
       setHeadersList(headers, innerRequest.headersList);
       setHeadersGuard(headers, guard);
-      return request5;
+      return request4;
     }
     Object.defineProperties(Request.prototype, {
       method: kEnumerableProperty,
@@ -23768,14 +23768,14 @@ var require_fetch = __commonJS({
         p.reject(e);
         return p.promise;
       }
-      const request5 = getRequestState(requestObject);
+      const request4 = getRequestState(requestObject);
       if (requestObject.signal.aborted) {
-        abortFetch(p, request5, null, requestObject.signal.reason, null);
+        abortFetch(p, request4, null, requestObject.signal.reason, null);
         return p.promise;
       }
-      const globalObject = request5.client.globalObject;
+      const globalObject = request4.client.globalObject;
       if (globalObject?.constructor?.name === "ServiceWorkerGlobalScope") {
-        request5.serviceWorkers = "none";
+        request4.serviceWorkers = "none";
       }
       let responseObject = null;
       let locallyAborted = false;
@@ -23787,7 +23787,7 @@ var require_fetch = __commonJS({
           assert(controller != null);
           controller.abort(requestObject.signal.reason);
           const realResponse = responseObject?.deref();
-          abortFetch(p, request5, realResponse, requestObject.signal.reason, controller.controller);
+          abortFetch(p, request4, realResponse, requestObject.signal.reason, controller.controller);
         }
       );
       const processResponse = (response) => {
@@ -23795,7 +23795,7 @@ var require_fetch = __commonJS({
           return;
         }
         if (response.aborted) {
-          abortFetch(p, request5, responseObject, controller.serializedAbortReason, controller.controller);
+          abortFetch(p, request4, responseObject, controller.serializedAbortReason, controller.controller);
           return;
         }
         if (response.type === "error") {
@@ -23807,7 +23807,7 @@ var require_fetch = __commonJS({
         p = null;
       };
       controller = fetching({
-        request: request5,
+        request: request4,
         processResponseEndOfBody: handleFetchDone,
         processResponse,
         dispatcher: getRequestDispatcher(requestObject),
@@ -23854,12 +23854,12 @@ var require_fetch = __commonJS({
       );
     }
     var markResourceTiming = performance.markResourceTiming;
-    function abortFetch(p, request5, responseObject, error, controller) {
+    function abortFetch(p, request4, responseObject, error, controller) {
       if (p) {
         p.reject(error);
       }
-      if (request5.body?.stream != null && isReadable(request5.body.stream)) {
-        request5.body.stream.cancel(error).catch((err2) => {
+      if (request4.body?.stream != null && isReadable(request4.body.stream)) {
+        request4.body.stream.cancel(error).catch((err2) => {
           if (err2.code === "ERR_INVALID_STATE") {
             return;
           }
@@ -23875,7 +23875,7 @@ var require_fetch = __commonJS({
       }
     }
     function fetching({
-      request: request5,
+      request: request4,
       processRequestBodyChunkLength,
       processRequestEndOfBody,
       processResponse,
@@ -23890,9 +23890,9 @@ var require_fetch = __commonJS({
       assert(dispatcher);
       let taskDestination = null;
       let crossOriginIsolatedCapability = false;
-      if (request5.client != null) {
-        taskDestination = request5.client.globalObject;
-        crossOriginIsolatedCapability = request5.client.crossOriginIsolatedCapability;
+      if (request4.client != null) {
+        taskDestination = request4.client.globalObject;
+        crossOriginIsolatedCapability = request4.client.crossOriginIsolatedCapability;
       }
       const currentTime = coarsenedSharedCurrentTime(crossOriginIsolatedCapability);
       const timingInfo = createOpaqueTimingInfo({
@@ -23900,7 +23900,7 @@ var require_fetch = __commonJS({
       });
       const fetchParams = {
         controller: new Fetch(dispatcher),
-        request: request5,
+        request: request4,
         timingInfo,
         processRequestBodyChunkLength,
         processRequestEndOfBody,
@@ -23912,79 +23912,79 @@ var require_fetch = __commonJS({
         // Keep requestObject alive to prevent its AbortController from being GC'd
         requestObject
       };
-      assert(!request5.body || request5.body.stream);
-      if (request5.window === "client") {
-        request5.window = request5.client?.globalObject?.constructor?.name === "Window" ? request5.client : "no-window";
+      assert(!request4.body || request4.body.stream);
+      if (request4.window === "client") {
+        request4.window = request4.client?.globalObject?.constructor?.name === "Window" ? request4.client : "no-window";
       }
-      if (request5.origin === "client") {
-        request5.origin = request5.client.origin;
+      if (request4.origin === "client") {
+        request4.origin = request4.client.origin;
       }
-      if (request5.policyContainer === "client") {
-        if (request5.client != null) {
-          request5.policyContainer = clonePolicyContainer(
-            request5.client.policyContainer
+      if (request4.policyContainer === "client") {
+        if (request4.client != null) {
+          request4.policyContainer = clonePolicyContainer(
+            request4.client.policyContainer
           );
         } else {
-          request5.policyContainer = makePolicyContainer();
+          request4.policyContainer = makePolicyContainer();
         }
       }
-      if (!request5.headersList.contains("accept", true)) {
+      if (!request4.headersList.contains("accept", true)) {
         const value = "*/*";
-        request5.headersList.append("accept", value, true);
+        request4.headersList.append("accept", value, true);
       }
-      if (!request5.headersList.contains("accept-language", true)) {
-        request5.headersList.append("accept-language", "*", true);
+      if (!request4.headersList.contains("accept-language", true)) {
+        request4.headersList.append("accept-language", "*", true);
       }
-      if (request5.priority === null) {
+      if (request4.priority === null) {
       }
-      if (subresourceSet.has(request5.destination)) {
+      if (subresourceSet.has(request4.destination)) {
       }
       mainFetch(fetchParams, false);
       return fetchParams.controller;
     }
     async function mainFetch(fetchParams, recursive) {
       try {
-        const request5 = fetchParams.request;
+        const request4 = fetchParams.request;
         let response = null;
-        if (request5.localURLsOnly && !urlIsLocal(requestCurrentURL(request5))) {
+        if (request4.localURLsOnly && !urlIsLocal(requestCurrentURL(request4))) {
           response = makeNetworkError("local URLs only");
         }
-        tryUpgradeRequestToAPotentiallyTrustworthyURL(request5);
-        if (requestBadPort(request5) === "blocked") {
+        tryUpgradeRequestToAPotentiallyTrustworthyURL(request4);
+        if (requestBadPort(request4) === "blocked") {
           response = makeNetworkError("bad port");
         }
-        if (request5.referrerPolicy === "") {
-          request5.referrerPolicy = request5.policyContainer.referrerPolicy;
+        if (request4.referrerPolicy === "") {
+          request4.referrerPolicy = request4.policyContainer.referrerPolicy;
         }
-        if (request5.referrer !== "no-referrer") {
-          request5.referrer = determineRequestsReferrer(request5);
+        if (request4.referrer !== "no-referrer") {
+          request4.referrer = determineRequestsReferrer(request4);
         }
         if (response === null) {
-          const currentURL = requestCurrentURL(request5);
+          const currentURL = requestCurrentURL(request4);
           if (
             // - request’s current URL’s origin is same origin with request’s origin,
             //   and request’s response tainting is "basic"
-            sameOrigin(currentURL, request5.url) && request5.responseTainting === "basic" || // request’s current URL’s scheme is "data"
+            sameOrigin(currentURL, request4.url) && request4.responseTainting === "basic" || // request’s current URL’s scheme is "data"
             currentURL.protocol === "data:" || // - request’s mode is "navigate" or "websocket"
-            (request5.mode === "navigate" || request5.mode === "websocket")
+            (request4.mode === "navigate" || request4.mode === "websocket")
           ) {
-            request5.responseTainting = "basic";
+            request4.responseTainting = "basic";
             response = await schemeFetch(fetchParams);
-          } else if (request5.mode === "same-origin") {
+          } else if (request4.mode === "same-origin") {
             response = makeNetworkError('request mode cannot be "same-origin"');
-          } else if (request5.mode === "no-cors") {
-            if (request5.redirect !== "follow") {
+          } else if (request4.mode === "no-cors") {
+            if (request4.redirect !== "follow") {
               response = makeNetworkError(
                 'redirect mode cannot be "follow" for "no-cors" request'
               );
             } else {
-              request5.responseTainting = "opaque";
+              request4.responseTainting = "opaque";
               response = await schemeFetch(fetchParams);
             }
-          } else if (!urlIsHttpHttpsScheme(requestCurrentURL(request5))) {
+          } else if (!urlIsHttpHttpsScheme(requestCurrentURL(request4))) {
             response = makeNetworkError("URL scheme must be a HTTP(S) scheme");
           } else {
-            request5.responseTainting = "cors";
+            request4.responseTainting = "cors";
             response = await httpFetch(fetchParams);
           }
         }
@@ -23992,13 +23992,13 @@ var require_fetch = __commonJS({
           return response;
         }
         if (response.status !== 0 && !response.internalResponse) {
-          if (request5.responseTainting === "cors") {
+          if (request4.responseTainting === "cors") {
           }
-          if (request5.responseTainting === "basic") {
+          if (request4.responseTainting === "basic") {
             response = filterResponse(response, "basic");
-          } else if (request5.responseTainting === "cors") {
+          } else if (request4.responseTainting === "cors") {
             response = filterResponse(response, "cors");
-          } else if (request5.responseTainting === "opaque") {
+          } else if (request4.responseTainting === "opaque") {
             response = filterResponse(response, "opaque");
           } else {
             assert(false);
@@ -24006,26 +24006,26 @@ var require_fetch = __commonJS({
         }
         let internalResponse = response.status === 0 ? response : response.internalResponse;
         if (internalResponse.urlList.length === 0) {
-          internalResponse.urlList.push(...request5.urlList);
+          internalResponse.urlList.push(...request4.urlList);
         }
-        if (!request5.timingAllowFailed) {
+        if (!request4.timingAllowFailed) {
           response.timingAllowPassed = true;
         }
-        if (response.type === "opaque" && internalResponse.status === 206 && internalResponse.rangeRequested && !request5.headers.contains("range", true)) {
+        if (response.type === "opaque" && internalResponse.status === 206 && internalResponse.rangeRequested && !request4.headers.contains("range", true)) {
           response = internalResponse = makeNetworkError();
         }
-        if (response.status !== 0 && (request5.method === "HEAD" || request5.method === "CONNECT" || nullBodyStatus.includes(internalResponse.status))) {
+        if (response.status !== 0 && (request4.method === "HEAD" || request4.method === "CONNECT" || nullBodyStatus.includes(internalResponse.status))) {
           internalResponse.body = null;
           fetchParams.controller.dump = true;
         }
-        if (request5.integrity) {
+        if (request4.integrity) {
           const processBodyError = (reason) => fetchFinale(fetchParams, makeNetworkError(reason));
-          if (request5.responseTainting === "opaque" || response.body == null) {
+          if (request4.responseTainting === "opaque" || response.body == null) {
             processBodyError(response.error);
             return;
           }
           const processBody = (bytes) => {
-            if (!bytesMatch(bytes, request5.integrity)) {
+            if (!bytesMatch(bytes, request4.integrity)) {
               processBodyError("integrity mismatch");
               return;
             }
@@ -24044,8 +24044,8 @@ var require_fetch = __commonJS({
       if (isCancelled(fetchParams) && fetchParams.request.redirectCount === 0) {
         return Promise.resolve(makeAppropriateNetworkError(fetchParams));
       }
-      const { request: request5 } = fetchParams;
-      const { protocol: scheme } = requestCurrentURL(request5);
+      const { request: request4 } = fetchParams;
+      const { protocol: scheme } = requestCurrentURL(request4);
       switch (scheme) {
         case "about:": {
           return Promise.resolve(makeNetworkError("about scheme is not supported"));
@@ -24054,19 +24054,19 @@ var require_fetch = __commonJS({
           if (!resolveObjectURL) {
             resolveObjectURL = __require("node:buffer").resolveObjectURL;
           }
-          const blobURLEntry = requestCurrentURL(request5);
+          const blobURLEntry = requestCurrentURL(request4);
           if (blobURLEntry.search.length !== 0) {
             return Promise.resolve(makeNetworkError("NetworkError when attempting to fetch resource."));
           }
           const blob = resolveObjectURL(blobURLEntry.toString());
-          if (request5.method !== "GET" || !webidl.is.Blob(blob)) {
+          if (request4.method !== "GET" || !webidl.is.Blob(blob)) {
             return Promise.resolve(makeNetworkError("invalid method"));
           }
           const response = makeResponse();
           const fullLength = blob.size;
           const serializedFullLength = isomorphicEncode(`${fullLength}`);
           const type = blob.type;
-          if (!request5.headersList.contains("range", true)) {
+          if (!request4.headersList.contains("range", true)) {
             const bodyWithType = extractBody(blob);
             response.statusText = "OK";
             response.body = bodyWithType[0];
@@ -24074,7 +24074,7 @@ var require_fetch = __commonJS({
             response.headersList.set("content-type", type, true);
           } else {
             response.rangeRequested = true;
-            const rangeHeader = request5.headersList.get("range", true);
+            const rangeHeader = request4.headersList.get("range", true);
             const rangeValue = simpleRangeHeaderValue(rangeHeader, true);
             if (rangeValue === "failure") {
               return Promise.resolve(makeNetworkError("failed to fetch the data URL"));
@@ -24105,7 +24105,7 @@ var require_fetch = __commonJS({
           return Promise.resolve(response);
         }
         case "data:": {
-          const currentURL = requestCurrentURL(request5);
+          const currentURL = requestCurrentURL(request4);
           const dataURLStruct = dataURLProcessor(currentURL);
           if (dataURLStruct === "failure") {
             return Promise.resolve(makeNetworkError("failed to fetch the data URL"));
@@ -24194,41 +24194,41 @@ var require_fetch = __commonJS({
       }
     }
     async function httpFetch(fetchParams) {
-      const request5 = fetchParams.request;
+      const request4 = fetchParams.request;
       let response = null;
       let actualResponse = null;
       const timingInfo = fetchParams.timingInfo;
-      if (request5.serviceWorkers === "all") {
+      if (request4.serviceWorkers === "all") {
       }
       if (response === null) {
-        if (request5.redirect === "follow") {
-          request5.serviceWorkers = "none";
+        if (request4.redirect === "follow") {
+          request4.serviceWorkers = "none";
         }
         actualResponse = response = await httpNetworkOrCacheFetch(fetchParams);
-        if (request5.responseTainting === "cors" && corsCheck(request5, response) === "failure") {
+        if (request4.responseTainting === "cors" && corsCheck(request4, response) === "failure") {
           return makeNetworkError("cors failure");
         }
-        if (TAOCheck(request5, response) === "failure") {
-          request5.timingAllowFailed = true;
+        if (TAOCheck(request4, response) === "failure") {
+          request4.timingAllowFailed = true;
         }
       }
-      if ((request5.responseTainting === "opaque" || response.type === "opaque") && crossOriginResourcePolicyCheck(
-        request5.origin,
-        request5.client,
-        request5.destination,
+      if ((request4.responseTainting === "opaque" || response.type === "opaque") && crossOriginResourcePolicyCheck(
+        request4.origin,
+        request4.client,
+        request4.destination,
         actualResponse
       ) === "blocked") {
         return makeNetworkError("blocked");
       }
       if (redirectStatusSet.has(actualResponse.status)) {
-        if (request5.redirect !== "manual") {
+        if (request4.redirect !== "manual") {
           fetchParams.controller.connection.destroy(void 0, false);
         }
-        if (request5.redirect === "error") {
+        if (request4.redirect === "error") {
           response = makeNetworkError("unexpected redirect");
-        } else if (request5.redirect === "manual") {
+        } else if (request4.redirect === "manual") {
           response = actualResponse;
-        } else if (request5.redirect === "follow") {
+        } else if (request4.redirect === "follow") {
           response = await httpRedirectFetch(fetchParams, response);
         } else {
           assert(false);
@@ -24238,13 +24238,13 @@ var require_fetch = __commonJS({
       return response;
     }
     function httpRedirectFetch(fetchParams, response) {
-      const request5 = fetchParams.request;
+      const request4 = fetchParams.request;
       const actualResponse = response.internalResponse ? response.internalResponse : response;
       let locationURL;
       try {
         locationURL = responseLocationURL(
           actualResponse,
-          requestCurrentURL(request5).hash
+          requestCurrentURL(request4).hash
         );
         if (locationURL == null) {
           return response;
@@ -24255,63 +24255,63 @@ var require_fetch = __commonJS({
       if (!urlIsHttpHttpsScheme(locationURL)) {
         return Promise.resolve(makeNetworkError("URL scheme must be a HTTP(S) scheme"));
       }
-      if (request5.redirectCount === 20) {
+      if (request4.redirectCount === 20) {
         return Promise.resolve(makeNetworkError("redirect count exceeded"));
       }
-      request5.redirectCount += 1;
-      if (request5.mode === "cors" && (locationURL.username || locationURL.password) && !sameOrigin(request5, locationURL)) {
+      request4.redirectCount += 1;
+      if (request4.mode === "cors" && (locationURL.username || locationURL.password) && !sameOrigin(request4, locationURL)) {
         return Promise.resolve(makeNetworkError('cross origin not allowed for request mode "cors"'));
       }
-      if (request5.responseTainting === "cors" && (locationURL.username || locationURL.password)) {
+      if (request4.responseTainting === "cors" && (locationURL.username || locationURL.password)) {
         return Promise.resolve(makeNetworkError(
           'URL cannot contain credentials for request mode "cors"'
         ));
       }
-      if (actualResponse.status !== 303 && request5.body != null && request5.body.source == null) {
+      if (actualResponse.status !== 303 && request4.body != null && request4.body.source == null) {
         return Promise.resolve(makeNetworkError());
       }
-      if ([301, 302].includes(actualResponse.status) && request5.method === "POST" || actualResponse.status === 303 && !GET_OR_HEAD.includes(request5.method)) {
-        request5.method = "GET";
-        request5.body = null;
+      if ([301, 302].includes(actualResponse.status) && request4.method === "POST" || actualResponse.status === 303 && !GET_OR_HEAD.includes(request4.method)) {
+        request4.method = "GET";
+        request4.body = null;
         for (const headerName of requestBodyHeader) {
-          request5.headersList.delete(headerName);
+          request4.headersList.delete(headerName);
         }
       }
-      if (!sameOrigin(requestCurrentURL(request5), locationURL)) {
-        request5.headersList.delete("authorization", true);
-        request5.headersList.delete("proxy-authorization", true);
-        request5.headersList.delete("cookie", true);
-        request5.headersList.delete("host", true);
+      if (!sameOrigin(requestCurrentURL(request4), locationURL)) {
+        request4.headersList.delete("authorization", true);
+        request4.headersList.delete("proxy-authorization", true);
+        request4.headersList.delete("cookie", true);
+        request4.headersList.delete("host", true);
       }
-      if (request5.body != null) {
-        assert(request5.body.source != null);
-        request5.body = safelyExtractBody(request5.body.source)[0];
+      if (request4.body != null) {
+        assert(request4.body.source != null);
+        request4.body = safelyExtractBody(request4.body.source)[0];
       }
       const timingInfo = fetchParams.timingInfo;
       timingInfo.redirectEndTime = timingInfo.postRedirectStartTime = coarsenedSharedCurrentTime(fetchParams.crossOriginIsolatedCapability);
       if (timingInfo.redirectStartTime === 0) {
         timingInfo.redirectStartTime = timingInfo.startTime;
       }
-      request5.urlList.push(locationURL);
-      setRequestReferrerPolicyOnRedirect(request5, actualResponse);
+      request4.urlList.push(locationURL);
+      setRequestReferrerPolicyOnRedirect(request4, actualResponse);
       return mainFetch(fetchParams, true);
     }
     async function httpNetworkOrCacheFetch(fetchParams, isAuthenticationFetch = false, isNewConnectionFetch = false) {
-      const request5 = fetchParams.request;
+      const request4 = fetchParams.request;
       let httpFetchParams = null;
       let httpRequest = null;
       let response = null;
       const httpCache = null;
       const revalidatingFlag = false;
-      if (request5.window === "no-window" && request5.redirect === "error") {
+      if (request4.window === "no-window" && request4.redirect === "error") {
         httpFetchParams = fetchParams;
-        httpRequest = request5;
+        httpRequest = request4;
       } else {
-        httpRequest = cloneRequest(request5);
+        httpRequest = cloneRequest(request4);
         httpFetchParams = { ...fetchParams };
         httpFetchParams.request = httpRequest;
       }
-      const includeCredentials = request5.credentials === "include" || request5.credentials === "same-origin" && request5.responseTainting === "basic";
+      const includeCredentials = request4.credentials === "include" || request4.credentials === "same-origin" && request4.responseTainting === "basic";
       const contentLength = httpRequest.body ? httpRequest.body.length : null;
       let contentLengthHeaderValue = null;
       if (httpRequest.body == null && ["POST", "PUT"].includes(httpRequest.method)) {
@@ -24398,14 +24398,14 @@ var require_fetch = __commonJS({
         response.rangeRequested = true;
       }
       response.requestIncludesCredentials = includeCredentials;
-      if (response.status === 401 && httpRequest.responseTainting !== "cors" && includeCredentials && (request5.useURLCredentials !== void 0 || isTraversableNavigable(request5.traversableForUserPrompts))) {
-        if (request5.body != null) {
-          if (request5.body.source == null) {
+      if (response.status === 401 && httpRequest.responseTainting !== "cors" && includeCredentials && (request4.useURLCredentials !== void 0 || isTraversableNavigable(request4.traversableForUserPrompts))) {
+        if (request4.body != null) {
+          if (request4.body.source == null) {
             return response;
           }
-          request5.body = safelyExtractBody(request5.body.source)[0];
+          request4.body = safelyExtractBody(request4.body.source)[0];
         }
-        if (request5.useURLCredentials === void 0 || isAuthenticationFetch) {
+        if (request4.useURLCredentials === void 0 || isAuthenticationFetch) {
           if (isCancelled(fetchParams)) {
             return makeAppropriateNetworkError(fetchParams);
           }
@@ -24415,7 +24415,7 @@ var require_fetch = __commonJS({
         response = await httpNetworkOrCacheFetch(fetchParams, true);
       }
       if (response.status === 407) {
-        if (request5.window === "no-window") {
+        if (request4.window === "no-window") {
           return makeNetworkError();
         }
         if (isCancelled(fetchParams)) {
@@ -24427,7 +24427,7 @@ var require_fetch = __commonJS({
         // response’s status is 421
         response.status === 421 && // isNewConnectionFetch is false
         !isNewConnectionFetch && // request’s body is null, or request’s body is non-null and request’s body’s source is non-null
-        (request5.body == null || request5.body.source != null)
+        (request4.body == null || request4.body.source != null)
       ) {
         if (isCancelled(fetchParams)) {
           return makeAppropriateNetworkError(fetchParams);
@@ -24457,21 +24457,21 @@ var require_fetch = __commonJS({
           }
         }
       };
-      const request5 = fetchParams.request;
+      const request4 = fetchParams.request;
       let response = null;
       const timingInfo = fetchParams.timingInfo;
       const httpCache = null;
       if (httpCache == null) {
-        request5.cache = "no-store";
+        request4.cache = "no-store";
       }
       const newConnection = forceNewConnection ? "yes" : "no";
-      if (request5.mode === "websocket") {
+      if (request4.mode === "websocket") {
       } else {
       }
       let requestBody = null;
-      if (request5.body == null && fetchParams.processRequestEndOfBody) {
+      if (request4.body == null && fetchParams.processRequestEndOfBody) {
         queueMicrotask(() => fetchParams.processRequestEndOfBody());
-      } else if (request5.body != null) {
+      } else if (request4.body != null) {
         const processBodyChunk = async function* (bytes) {
           if (isCancelled(fetchParams)) {
             return;
@@ -24499,7 +24499,7 @@ var require_fetch = __commonJS({
         };
         requestBody = (async function* () {
           try {
-            for await (const bytes of request5.body.stream) {
+            for await (const bytes of request4.body.stream) {
               yield* processBodyChunk(bytes);
             }
             processEndOfBody();
@@ -24606,7 +24606,7 @@ var require_fetch = __commonJS({
       }
       return response;
       function dispatch({ body }) {
-        const url = requestCurrentURL(request5);
+        const url = requestCurrentURL(request4);
         const agent = fetchParams.controller.dispatcher;
         const path17 = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
@@ -24614,11 +24614,11 @@ var require_fetch = __commonJS({
           {
             path: hasTrailingQuestionMark ? `${path17}?` : path17,
             origin: url.origin,
-            method: request5.method,
-            body: agent.isMockActive ? request5.body && (request5.body.source || request5.body.stream) : body,
-            headers: request5.headersList.entries,
+            method: request4.method,
+            body: agent.isMockActive ? request4.body && (request4.body.source || request4.body.stream) : body,
+            headers: request4.headersList.entries,
             maxRedirections: 0,
-            upgrade: request5.mode === "websocket" ? "websocket" : void 0
+            upgrade: request4.mode === "websocket" ? "websocket" : void 0
           },
           {
             body: null,
@@ -24654,9 +24654,9 @@ var require_fetch = __commonJS({
                 }
               }
               const location = headersList.get("location", true);
-              const willFollow = location && request5.redirect === "follow" && redirectStatusSet.has(status);
+              const willFollow = location && request4.redirect === "follow" && redirectStatusSet.has(status);
               const decoders = [];
-              if (request5.method !== "HEAD" && request5.method !== "CONNECT" && !nullBodyStatus.includes(status) && !willFollow) {
+              if (request4.method !== "HEAD" && request4.method !== "CONNECT" && !nullBodyStatus.includes(status) && !willFollow) {
                 const contentEncoding = headersList.get("content-encoding", true);
                 const codings = contentEncoding ? contentEncoding.toLowerCase().split(",") : [];
                 const maxContentEncodings = 5;
@@ -24853,31 +24853,31 @@ var require_cache3 = __commonJS({
         webidl.util.markAsUncloneable(this);
         this.#relevantRequestResponseList = arguments[1];
       }
-      async match(request5, options = {}) {
+      async match(request4, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.match";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        request5 = webidl.converters.RequestInfo(request5);
+        request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
-        const p = this.#internalMatchAll(request5, options, 1);
+        const p = this.#internalMatchAll(request4, options, 1);
         if (p.length === 0) {
           return;
         }
         return p[0];
       }
-      async matchAll(request5 = void 0, options = {}) {
+      async matchAll(request4 = void 0, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.matchAll";
-        if (request5 !== void 0) request5 = webidl.converters.RequestInfo(request5);
+        if (request4 !== void 0) request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
-        return this.#internalMatchAll(request5, options);
+        return this.#internalMatchAll(request4, options);
       }
-      async add(request5) {
+      async add(request4) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.add";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        request5 = webidl.converters.RequestInfo(request5);
-        const requests = [request5];
+        request4 = webidl.converters.RequestInfo(request4);
+        const requests = [request4];
         const responseArrayPromise = this.addAll(requests);
         return await responseArrayPromise;
       }
@@ -24887,19 +24887,19 @@ var require_cache3 = __commonJS({
         webidl.argumentLengthCheck(arguments, 1, prefix);
         const responsePromises = [];
         const requestList = [];
-        for (let request5 of requests) {
-          if (request5 === void 0) {
+        for (let request4 of requests) {
+          if (request4 === void 0) {
             throw webidl.errors.conversionFailed({
               prefix,
               argument: "Argument 1",
               types: ["undefined is not allowed"]
             });
           }
-          request5 = webidl.converters.RequestInfo(request5);
-          if (typeof request5 === "string") {
+          request4 = webidl.converters.RequestInfo(request4);
+          if (typeof request4 === "string") {
             continue;
           }
-          const r = getRequestState(request5);
+          const r = getRequestState(request4);
           if (!urlIsHttpHttpsScheme(r.url) || r.method !== "GET") {
             throw webidl.errors.exception({
               header: prefix,
@@ -24908,8 +24908,8 @@ var require_cache3 = __commonJS({
           }
         }
         const fetchControllers = [];
-        for (const request5 of requests) {
-          const r = getRequestState(new Request(request5));
+        for (const request4 of requests) {
+          const r = getRequestState(new Request(request4));
           if (!urlIsHttpHttpsScheme(r.url)) {
             throw webidl.errors.exception({
               header: prefix,
@@ -24986,17 +24986,17 @@ var require_cache3 = __commonJS({
         });
         return cacheJobPromise.promise;
       }
-      async put(request5, response) {
+      async put(request4, response) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.put";
         webidl.argumentLengthCheck(arguments, 2, prefix);
-        request5 = webidl.converters.RequestInfo(request5);
+        request4 = webidl.converters.RequestInfo(request4);
         response = webidl.converters.Response(response, prefix, "response");
         let innerRequest = null;
-        if (webidl.is.Request(request5)) {
-          innerRequest = getRequestState(request5);
+        if (webidl.is.Request(request4)) {
+          innerRequest = getRequestState(request4);
         } else {
-          innerRequest = getRequestState(new Request(request5));
+          innerRequest = getRequestState(new Request(request4));
         }
         if (!urlIsHttpHttpsScheme(innerRequest.url) || innerRequest.method !== "GET") {
           throw webidl.errors.exception({
@@ -25067,21 +25067,21 @@ var require_cache3 = __commonJS({
         });
         return cacheJobPromise.promise;
       }
-      async delete(request5, options = {}) {
+      async delete(request4, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.delete";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        request5 = webidl.converters.RequestInfo(request5);
+        request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
         let r = null;
-        if (webidl.is.Request(request5)) {
-          r = getRequestState(request5);
+        if (webidl.is.Request(request4)) {
+          r = getRequestState(request4);
           if (r.method !== "GET" && !options.ignoreMethod) {
             return false;
           }
         } else {
-          assert(typeof request5 === "string");
-          r = getRequestState(new Request(request5));
+          assert(typeof request4 === "string");
+          r = getRequestState(new Request(request4));
         }
         const operations = [];
         const operation = {
@@ -25113,25 +25113,25 @@ var require_cache3 = __commonJS({
        * @param {import('../../../types/cache').CacheQueryOptions} options
        * @returns {Promise<readonly Request[]>}
        */
-      async keys(request5 = void 0, options = {}) {
+      async keys(request4 = void 0, options = {}) {
         webidl.brandCheck(this, _Cache);
         const prefix = "Cache.keys";
-        if (request5 !== void 0) request5 = webidl.converters.RequestInfo(request5);
+        if (request4 !== void 0) request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.CacheQueryOptions(options, prefix, "options");
         let r = null;
-        if (request5 !== void 0) {
-          if (webidl.is.Request(request5)) {
-            r = getRequestState(request5);
+        if (request4 !== void 0) {
+          if (webidl.is.Request(request4)) {
+            r = getRequestState(request4);
             if (r.method !== "GET" && !options.ignoreMethod) {
               return [];
             }
-          } else if (typeof request5 === "string") {
-            r = getRequestState(new Request(request5));
+          } else if (typeof request4 === "string") {
+            r = getRequestState(new Request(request4));
           }
         }
         const promise = createDeferredPromise();
         const requests = [];
-        if (request5 === void 0) {
+        if (request4 === void 0) {
           for (const requestResponse of this.#relevantRequestResponseList) {
             requests.push(requestResponse[0]);
           }
@@ -25143,9 +25143,9 @@ var require_cache3 = __commonJS({
         }
         queueMicrotask(() => {
           const requestList = [];
-          for (const request6 of requests) {
+          for (const request5 of requests) {
             const requestObject = fromInnerRequest(
-              request6,
+              request5,
               void 0,
               new AbortController().signal,
               "immutable"
@@ -25264,9 +25264,9 @@ var require_cache3 = __commonJS({
        * @param {import('../../../types/cache').CacheQueryOptions | undefined} options
        * @returns {boolean}
        */
-      #requestMatchesCachedItem(requestQuery, request5, response = null, options) {
+      #requestMatchesCachedItem(requestQuery, request4, response = null, options) {
         const queryURL = new URL(requestQuery.url);
-        const cachedURL = new URL(request5.url);
+        const cachedURL = new URL(request4.url);
         if (options?.ignoreSearch) {
           cachedURL.search = "";
           queryURL.search = "";
@@ -25282,7 +25282,7 @@ var require_cache3 = __commonJS({
           if (fieldValue === "*") {
             return false;
           }
-          const requestValue = request5.headersList.get(fieldValue);
+          const requestValue = request4.headersList.get(fieldValue);
           const queryValue = requestQuery.headersList.get(fieldValue);
           if (requestValue !== queryValue) {
             return false;
@@ -25290,20 +25290,20 @@ var require_cache3 = __commonJS({
         }
         return true;
       }
-      #internalMatchAll(request5, options, maxResponses = Infinity) {
+      #internalMatchAll(request4, options, maxResponses = Infinity) {
         let r = null;
-        if (request5 !== void 0) {
-          if (webidl.is.Request(request5)) {
-            r = getRequestState(request5);
+        if (request4 !== void 0) {
+          if (webidl.is.Request(request4)) {
+            r = getRequestState(request4);
             if (r.method !== "GET" && !options.ignoreMethod) {
               return [];
             }
-          } else if (typeof request5 === "string") {
-            r = getRequestState(new Request(request5));
+          } else if (typeof request4 === "string") {
+            r = getRequestState(new Request(request4));
           }
         }
         const responses = [];
-        if (request5 === void 0) {
+        if (request4 === void 0) {
           for (const requestResponse of this.#relevantRequestResponseList) {
             responses.push(requestResponse[1]);
           }
@@ -25395,21 +25395,21 @@ var require_cachestorage = __commonJS({
         }
         webidl.util.markAsUncloneable(this);
       }
-      async match(request5, options = {}) {
+      async match(request4, options = {}) {
         webidl.brandCheck(this, _CacheStorage);
         webidl.argumentLengthCheck(arguments, 1, "CacheStorage.match");
-        request5 = webidl.converters.RequestInfo(request5);
+        request4 = webidl.converters.RequestInfo(request4);
         options = webidl.converters.MultiCacheQueryOptions(options);
         if (options.cacheName != null) {
           if (this.#caches.has(options.cacheName)) {
             const cacheList = this.#caches.get(options.cacheName);
             const cache = new Cache(kConstruct, cacheList);
-            return await cache.match(request5, options);
+            return await cache.match(request4, options);
           }
         } else {
           for (const cacheList of this.#caches.values()) {
             const cache = new Cache(kConstruct, cacheList);
-            const response = await cache.match(request5, options);
+            const response = await cache.match(request4, options);
             if (response !== void 0) {
               return response;
             }
@@ -26606,7 +26606,7 @@ var require_connection = __commonJS({
     function establishWebSocketConnection(url, protocols, client, handler, options) {
       const requestURL = url;
       requestURL.protocol = url.protocol === "ws:" ? "http:" : "https:";
-      const request5 = makeRequest({
+      const request4 = makeRequest({
         urlList: [requestURL],
         client,
         serviceWorkers: "none",
@@ -26619,18 +26619,18 @@ var require_connection = __commonJS({
       });
       if (options.headers) {
         const headersList = getHeadersList(new Headers(options.headers));
-        request5.headersList = headersList;
+        request4.headersList = headersList;
       }
       const keyValue = crypto.randomBytes(16).toString("base64");
-      request5.headersList.append("sec-websocket-key", keyValue, true);
-      request5.headersList.append("sec-websocket-version", "13", true);
+      request4.headersList.append("sec-websocket-key", keyValue, true);
+      request4.headersList.append("sec-websocket-version", "13", true);
       for (const protocol of protocols) {
-        request5.headersList.append("sec-websocket-protocol", protocol, true);
+        request4.headersList.append("sec-websocket-protocol", protocol, true);
       }
       const permessageDeflate = "permessage-deflate; client_max_window_bits";
-      request5.headersList.append("sec-websocket-extensions", permessageDeflate, true);
+      request4.headersList.append("sec-websocket-extensions", permessageDeflate, true);
       const controller = fetching({
-        request: request5,
+        request: request4,
         useParallelQueue: true,
         dispatcher: options.dispatcher,
         processResponse(response) {
@@ -26677,7 +26677,7 @@ var require_connection = __commonJS({
           }
           const secProtocol = response.headersList.get("Sec-WebSocket-Protocol");
           if (secProtocol !== null) {
-            const requestProtocols = getDecodeSplit("sec-websocket-protocol", request5.headersList);
+            const requestProtocols = getDecodeSplit("sec-websocket-protocol", request4.headersList);
             if (requestProtocols === null || !requestProtocols.includes(secProtocol)) {
               failHandshake(handler, response, 1002, "Protocol was not set in the opening handshake.");
               return;
@@ -28924,7 +28924,7 @@ var require_undici = __commonJS({
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
     var RoundRobinPool = require_round_robin_pool();
-    var Agent4 = require_agent();
+    var Agent3 = require_agent();
     var ProxyAgent = require_proxy_agent();
     var Socks5ProxyAgent = require_socks5_proxy_agent();
     var EnvHttpProxyAgent = require_env_http_proxy_agent();
@@ -28951,7 +28951,7 @@ var require_undici = __commonJS({
     module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
     module.exports.RoundRobinPool = RoundRobinPool;
-    module.exports.Agent = Agent4;
+    module.exports.Agent = Agent3;
     module.exports.ProxyAgent = ProxyAgent;
     module.exports.Socks5ProxyAgent = Socks5ProxyAgent;
     module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent;
@@ -33035,10 +33035,10 @@ function normaliseCapabilityName(name) {
   if (bare === "ALL" || bare in capabilityNumbers) return bare;
   throw new CapabilityError(`unknown capability "${name}" (expected a name such as SYS_PTRACE or CAP_NET_ADMIN, or ALL)`);
 }
-function resolveCapabilities(request5) {
-  if (request5.insecure) return allCapabilities();
-  const drops = request5.drop.map(normaliseCapabilityName);
-  const adds = request5.add.map(normaliseCapabilityName);
+function resolveCapabilities(request4) {
+  if (request4.insecure) return allCapabilities();
+  const drops = request4.drop.map(normaliseCapabilityName);
+  const adds = request4.add.map(normaliseCapabilityName);
   let set = new Set(drops.includes("ALL") ? [] : dockerDefaultCapabilities.filter((cap) => !drops.includes(cap)));
   if (adds.includes("ALL")) set = new Set(allCapabilities());
   for (const cap of adds) if (cap !== "ALL") set.add(cap);
@@ -33343,51 +33343,51 @@ function cacheDirectoryName(id) {
   return createHash2("sha256").update(id).digest("hex").slice(0, 32);
 }
 var maxPrivateCopies = 64;
-async function acquireCacheDirectory(cacheRoot, request5, tools, signal) {
-  const home = join(cacheRoot, cacheDirectoryName(request5.id));
+async function acquireCacheDirectory(cacheRoot, request4, tools, signal) {
+  const home = join(cacheRoot, cacheDirectoryName(request4.id));
   await mkdir(home, { recursive: true, mode: 448 });
-  await writeFile(join(home, "id"), `${request5.id}
+  await writeFile(join(home, "id"), `${request4.id}
 `);
   let chosen;
-  if (request5.sharing === "private") {
+  if (request4.sharing === "private") {
     for (let copy = 0; copy < maxPrivateCopies && chosen === void 0; copy++) {
       const name = copy === 0 ? "data" : `data-${copy}`;
       const lock = await takeLock(tools.flock, join(home, `${name}.lock`), "exclusive", false, signal);
       if (lock !== void 0) chosen = { directory: join(home, name), lock };
     }
-    if (chosen === void 0) throw new CacheMountError(request5.id, `cache ${request5.id}: all ${maxPrivateCopies} private copies are in use`);
+    if (chosen === void 0) throw new CacheMountError(request4.id, `cache ${request4.id}: all ${maxPrivateCopies} private copies are in use`);
   } else {
-    const mode = request5.sharing === "locked" ? "exclusive" : "shared";
+    const mode = request4.sharing === "locked" ? "exclusive" : "shared";
     const lock = await takeLock(tools.flock, join(home, "data.lock"), mode, true, signal);
-    if (lock === void 0) throw new CacheMountError(request5.id, `cache ${request5.id}: lock not taken`);
+    if (lock === void 0) throw new CacheMountError(request4.id, `cache ${request4.id}: lock not taken`);
     chosen = { directory: join(home, "data"), lock };
   }
   try {
-    await createCacheDirectory(chosen.directory, request5, tools.runCommand);
+    await createCacheDirectory(chosen.directory, request4, tools.runCommand);
   } catch (error) {
     await chosen.lock.release();
     throw error;
   }
   return chosen;
 }
-async function createCacheDirectory(directory, request5, runCommand3) {
+async function createCacheDirectory(directory, request4, runCommand3) {
   const existing = await lstat2(directory).catch((error) => {
     if (error.code === "ENOENT") return void 0;
     throw error;
   });
   if (existing !== void 0) {
-    if (!existing.isDirectory()) throw new CacheMountError(request5.id, `cache ${request5.id}: ${directory} is not a directory`);
+    if (!existing.isDirectory()) throw new CacheMountError(request4.id, `cache ${request4.id}: ${directory} is not a directory`);
     return;
   }
   const fresh = `${directory}.new-${randomBytes(6).toString("hex")}`;
   try {
     await mkdir(fresh, { mode: 493 });
-    if (request5.seed !== void 0) {
-      const copied = await runCommand3("cp", ["-a", "--", `${request5.seed}/.`, `${fresh}/`]);
-      if (copied.exitCode !== 0) throw new CacheMountError(request5.id, `cache ${request5.id}: could not seed it from its from= source: ${copied.stderr.trim()}`);
+    if (request4.seed !== void 0) {
+      const copied = await runCommand3("cp", ["-a", "--", `${request4.seed}/.`, `${fresh}/`]);
+      if (copied.exitCode !== 0) throw new CacheMountError(request4.id, `cache ${request4.id}: could not seed it from its from= source: ${copied.stderr.trim()}`);
     }
-    await chmod(fresh, request5.mode ?? 493);
-    await chown(fresh, request5.uid ?? 0, request5.gid ?? 0);
+    await chmod(fresh, request4.mode ?? 493);
+    await chown(fresh, request4.uid ?? 0, request4.gid ?? 0);
     await rename(fresh, directory).catch((error) => {
       if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
     });
@@ -33561,13 +33561,13 @@ var RunMountError = class extends Error {
   }
 };
 function checkMountRequests(requests) {
-  const ssh = requests.find((request5) => request5.type === "ssh");
+  const ssh = requests.find((request4) => request4.type === "ssh");
   if (ssh !== void 0) {
     throw new RunMountError(
       `RUN --mount=type=ssh (id ${ssh.id}) is not supported by kiln yet: forward the key with a secret mount (--secret id=\u2026,src=\u2026 and RUN --mount=type=secret) instead`
     );
   }
-  const targets = requests.flatMap((request5) => request5.target === void 0 ? [] : [{ request: request5, target: `/${pathComponents(request5.target).join("/")}` }]);
+  const targets = requests.flatMap((request4) => request4.target === void 0 ? [] : [{ request: request4, target: `/${pathComponents(request4.target).join("/")}` }]);
   for (const { target } of targets) {
     if (pathComponents(target).includes("..")) throw new RunMountError(`mount target ${target} must not contain ".."`);
     if (/^\/(proc|sys|dev)(\/|$)/.test(target) && target !== "/dev/shm") {
@@ -33583,7 +33583,7 @@ function checkMountRequests(requests) {
       }
     }
   }
-  const secretFiles = requests.filter((request5) => request5.type === "secret" && request5.target !== void 0).length;
+  const secretFiles = requests.filter((request4) => request4.type === "secret" && request4.target !== void 0).length;
   if (secretFiles > secretDescriptors.length) {
     throw new RunMountError(`a RUN step may mount at most ${secretDescriptors.length} secrets as files (it asks for ${secretFiles})`);
   }
@@ -33606,15 +33606,15 @@ async function prepareRunMounts(root, requests, context, helpers) {
     stagingDir ??= await mkdtemp(join3(context.scratchDir, "kiln-mounts-"));
   };
   try {
-    for (const request5 of requests) {
-      switch (request5.type) {
+    for (const request4 of requests) {
+      switch (request4.type) {
         case "bind": {
-          const source = await resolveInRoot(request5.source.root, request5.source.path);
+          const source = await resolveInRoot(request4.source.root, request4.source.path);
           const stats = await lstat4(source).catch(missingAsUndefined2);
-          if (stats === void 0) throw new RunMountError(`RUN --mount=type=bind: source ${request5.source.path} not found`);
+          if (stats === void 0) throw new RunMountError(`RUN --mount=type=bind: source ${request4.source.path} not found`);
           const kind = stats.isDirectory() ? "directory" : "file";
-          const target = (await stubs.prepare(request5.target, kind)).host;
-          if (request5.readonly) {
+          const target = (await stubs.prepare(request4.target, kind)).host;
+          if (request4.readonly) {
             mounts.push({ kind: "bind", source, target, readonly: true });
           } else {
             await needStaging();
@@ -33625,41 +33625,41 @@ async function prepareRunMounts(root, requests, context, helpers) {
         case "cache": {
           if (context.cacheRoot === void 0) throw new RunMountError("RUN --mount=type=cache needs a cache directory, and the build gave none");
           let seed;
-          if (request5.seed !== void 0) {
-            seed = await resolveInRoot(request5.seed.root, request5.seed.path);
+          if (request4.seed !== void 0) {
+            seed = await resolveInRoot(request4.seed.root, request4.seed.path);
             const stats = await lstat4(seed).catch(missingAsUndefined2);
-            if (!stats?.isDirectory()) throw new RunMountError(`RUN --mount=type=cache: source ${request5.seed.path} is not a directory`);
+            if (!stats?.isDirectory()) throw new RunMountError(`RUN --mount=type=cache: source ${request4.seed.path} is not a directory`);
           }
           const cache = await acquireCacheDirectory(
             context.cacheRoot,
-            { id: request5.id, sharing: request5.sharing, mode: request5.mode, uid: request5.uid, gid: request5.gid, seed },
+            { id: request4.id, sharing: request4.sharing, mode: request4.mode, uid: request4.uid, gid: request4.gid, seed },
             { flock: helpers.flock, runCommand: context.runCommand },
             helpers.signal
           );
           locks.push(cache.lock);
-          const target = (await stubs.prepare(request5.target, "directory")).host;
-          mounts.push({ kind: "bind", source: cache.directory, target, readonly: request5.readonly });
+          const target = (await stubs.prepare(request4.target, "directory")).host;
+          mounts.push({ kind: "bind", source: cache.directory, target, readonly: request4.readonly });
           break;
         }
         case "tmpfs": {
-          const target = (await stubs.prepare(request5.target, "directory")).host;
-          mounts.push({ kind: "tmpfs", target, sizeBytes: request5.sizeBytes });
+          const target = (await stubs.prepare(request4.target, "directory")).host;
+          mounts.push({ kind: "tmpfs", target, sizeBytes: request4.sizeBytes });
           break;
         }
         case "secret": {
-          const secret = await findSecret(request5.id, context.secrets, context.hostEnv);
+          const secret = await findSecret(request4.id, context.secrets, context.hostEnv);
           if (secret === void 0) {
-            if (request5.required) {
-              throw new RunMountError(`secret ${request5.id} is required by RUN --mount=type=secret but was not given (pass --secret id=${request5.id},src=FILE or env=VARIABLE)`);
+            if (request4.required) {
+              throw new RunMountError(`secret ${request4.id} is required by RUN --mount=type=secret but was not given (pass --secret id=${request4.id},src=FILE or env=VARIABLE)`);
             }
             break;
           }
-          if (request5.env !== void 0) env[request5.env] = (await secret.read()).toString("utf8");
-          if (request5.target !== void 0) {
+          if (request4.env !== void 0) env[request4.env] = (await secret.read()).toString("utf8");
+          if (request4.target !== void 0) {
             await needStaging();
             const fd = secretDescriptors[secretInputs.length] ?? 3;
-            const target = (await stubs.prepare(request5.target, "file")).host;
-            mounts.push({ kind: "secret", fd, target, mode: request5.mode ?? 256, uid: request5.uid ?? 0, gid: request5.gid ?? 0 });
+            const target = (await stubs.prepare(request4.target, "file")).host;
+            mounts.push({ kind: "secret", fd, target, mode: request4.mode ?? 256, uid: request4.uid ?? 0, gid: request4.gid ?? 0 });
             secretInputs.push({ fd, open: secret.open });
           }
           break;
@@ -33762,17 +33762,17 @@ async function prepareStepFiles(root, files, copies) {
   }
   return { mounts, created };
 }
-async function runChrootStep(request5, tools) {
-  for (const name of ["proc", "dev", "sys"]) await ensureMountDirectory(request5.root, name);
+async function runChrootStep(request4, tools) {
+  for (const name of ["proc", "dev", "sys"]) await ensureMountDirectory(request4.root, name);
   const copies = await mkdtemp2(join4(tmpdir(), "kiln-step-files-"));
-  const { mounts: hostFiles, created } = await prepareStepFiles(request5.root, request5.hostFiles, copies);
+  const { mounts: hostFiles, created } = await prepareStepFiles(request4.root, request4.hostFiles, copies);
   try {
-    const prepared = request5.runMounts ? await prepareRunMounts(request5.root, request5.runMounts.requests, request5.runMounts.context, { flock: tools.flock, signal: request5.signal }) : void 0;
+    const prepared = request4.runMounts ? await prepareRunMounts(request4.root, request4.runMounts.requests, request4.runMounts.context, { flock: tools.flock, signal: request4.signal }) : void 0;
     let outcome;
     try {
-      const argv = chrootCommand({ ...request5, hostFiles, tools, mounts: prepared?.mounts, stagingDir: prepared?.stagingDir });
-      const env = { ...request5.env, ...prepared?.env };
-      outcome = await spawnStep(argv, env, request5, prepared?.secretInputs ?? [], tools);
+      const argv = chrootCommand({ ...request4, hostFiles, tools, mounts: prepared?.mounts, stagingDir: prepared?.stagingDir });
+      const env = { ...request4.env, ...prepared?.env };
+      outcome = await spawnStep(argv, env, request4, prepared?.secretInputs ?? [], tools);
     } catch (error) {
       await prepared?.release();
       throw error;
@@ -33783,7 +33783,7 @@ async function runChrootStep(request5, tools) {
     await Promise.all([...created.map((path17) => rm3(path17, { force: true })), rm3(copies, { recursive: true, force: true })]);
   }
 }
-async function spawnStep(argv, env, request5, secretInputs, tools) {
+async function spawnStep(argv, env, request4, secretInputs, tools) {
   const highest = Math.max(2, ...secretInputs.map((input) => input.fd));
   const stdio = ["ignore", "pipe", "pipe"];
   for (let fd = 3; fd <= highest; fd++) stdio.push(secretInputs.some((input) => input.fd === fd) ? "pipe" : "ignore");
@@ -33792,11 +33792,11 @@ async function spawnStep(argv, env, request5, secretInputs, tools) {
     const child = spawn2(argv[0] ?? tools.unshare, argv.slice(1), {
       env,
       stdio,
-      signal: request5.signal,
+      signal: request4.signal,
       killSignal: "SIGKILL"
     });
-    child.stdout?.pipe(request5.stdout, { end: false });
-    child.stderr?.pipe(request5.stderr, { end: false });
+    child.stdout?.pipe(request4.stdout, { end: false });
+    child.stderr?.pipe(request4.stderr, { end: false });
     for (const input of secretInputs) {
       const sink = child.stdio[input.fd];
       if (!(sink instanceof Writable)) {
@@ -36800,29 +36800,39 @@ var SafeTarWriter = class {
   }
 };
 
-// src/context/url-source.ts
+// src/context/http-get.ts
 var import_undici3 = __toESM(require_undici(), 1);
 var maxRedirections = 5;
-async function fetchUrlContext(url, dest, options = {}) {
-  const shown = displayUrl(url);
-  const owned = options.dispatcher === void 0 ? new import_undici3.Agent() : void 0;
-  const dispatcher = options.dispatcher ?? owned.compose(import_undici3.interceptors.redirect({ maxRedirections }));
+async function withHttpGet(url, dispatcher, fail, use) {
+  const owned = dispatcher === void 0 ? new import_undici3.Agent() : void 0;
+  const client = dispatcher ?? owned.compose(import_undici3.interceptors.redirect({ maxRedirections }));
   try {
     let response;
     try {
-      response = await (0, import_undici3.request)(url, { method: "GET", dispatcher, headers: { "user-agent": "kiln", accept: "*/*" } });
-    } catch (err2) {
-      throw new ContextFetchError(shown, void 0, err2 instanceof Error ? err2.message : String(err2), { cause: err2 });
+      response = await (0, import_undici3.request)(url, { method: "GET", dispatcher: client, headers: { "user-agent": "kiln", accept: "*/*" } });
+    } catch (error) {
+      throw fail(void 0, error instanceof Error ? error.message : String(error), error);
     }
     if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = await response.body.text().catch((err2) => `(body unreadable: ${String(err2)})`);
+      const text = await response.body.text().catch((error) => `(body unreadable: ${String(error)})`);
       const snippet = text.trim().slice(0, 200);
-      throw new ContextFetchError(shown, response.statusCode, `server answered HTTP ${response.statusCode}${snippet === "" ? "" : `: ${snippet}`}`);
+      throw fail(response.statusCode, `server answered HTTP ${response.statusCode}${snippet === "" ? "" : `: ${snippet}`}`);
     }
-    await extractTarStream(response.body, dest, { label: shown, ...options.onWarning ? { onWarning: options.onWarning } : {} });
+    return await use(response);
   } finally {
     await owned?.close();
   }
+}
+
+// src/context/url-source.ts
+async function fetchUrlContext(url, dest, options = {}) {
+  const shown = displayUrl(url);
+  await withHttpGet(
+    url,
+    options.dispatcher,
+    (status, reason, cause) => new ContextFetchError(shown, status, reason, cause === void 0 ? void 0 : { cause }),
+    (response) => extractTarStream(response.body, dest, { label: shown, ...options.onWarning ? { onWarning: options.onWarning } : {} })
+  );
 }
 
 // src/context/source.ts
@@ -42399,14 +42409,12 @@ async function fetchGitSource(site, source, scratchDir, keepGitDir, checksum, op
 }
 
 // src/build/copy/add-url.ts
-var import_undici4 = __toESM(require_undici(), 1);
 import { createHash as createHash5 } from "node:crypto";
 import { createWriteStream as createWriteStream4 } from "node:fs";
 import { chmod as chmod5, utimes as utimes2 } from "node:fs/promises";
 import path12 from "node:path";
 import { Transform as Transform4 } from "node:stream";
 import { pipeline as pipeline9 } from "node:stream/promises";
-var maxRedirections2 = 5;
 function isHttpSource(source) {
   return /^https?:\/\//i.test(source);
 }
@@ -42424,40 +42432,31 @@ async function downloadUrl(site, url, scratchDir, options = {}) {
   const shown = displayUrl(url);
   const name = urlFileName(url);
   const host2 = path12.join(scratchDir, "download");
-  const owned = options.dispatcher === void 0 ? new import_undici4.Agent() : void 0;
-  const dispatcher = options.dispatcher ?? owned.compose(import_undici4.interceptors.redirect({ maxRedirections: maxRedirections2 }));
-  try {
-    let response;
-    try {
-      response = await (0, import_undici4.request)(url, { method: "GET", dispatcher, headers: { "user-agent": "kiln", accept: "*/*" } });
-    } catch (error) {
-      throw new RemoteSourceError(site, shown, void 0, error instanceof Error ? error.message : String(error), { cause: error });
-    }
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = await response.body.text().catch((error) => `(body unreadable: ${String(error)})`);
-      throw new RemoteSourceError(site, shown, response.statusCode, `server answered HTTP ${response.statusCode}: ${text.trim().slice(0, 200)}`);
-    }
-    const algorithm = options.checksum?.split(":")[0] ?? "sha256";
-    const hash = createHash5(algorithm);
-    const hashing = new Transform4({
-      transform(chunk, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
+  return withHttpGet(
+    url,
+    options.dispatcher,
+    (status, reason, cause) => new RemoteSourceError(site, shown, status, reason, cause === void 0 ? void 0 : { cause }),
+    async (response) => {
+      const algorithm = options.checksum?.split(":")[0] ?? "sha256";
+      const hash = createHash5(algorithm);
+      const hashing = new Transform4({
+        transform(chunk, _encoding, callback) {
+          hash.update(chunk);
+          callback(null, chunk);
+        }
+      });
+      await pipeline9(response.body, hashing, createWriteStream4(host2, { mode: 384 }));
+      const actual = `${algorithm}:${hash.digest("hex")}`;
+      if (options.checksum !== void 0 && actual !== options.checksum) {
+        throw new ChecksumMismatchError(site, shown, options.checksum, actual);
       }
-    });
-    await pipeline9(response.body, hashing, createWriteStream4(host2, { mode: 384 }));
-    const actual = `${algorithm}:${hash.digest("hex")}`;
-    if (options.checksum !== void 0 && actual !== options.checksum) {
-      throw new ChecksumMismatchError(site, shown, options.checksum, actual);
+      await chmod5(host2, 384);
+      const lastModified = response.headers["last-modified"];
+      const modified = typeof lastModified === "string" ? Date.parse(lastModified) : Number.NaN;
+      if (!Number.isNaN(modified)) await utimes2(host2, modified / 1e3, modified / 1e3);
+      return { host: host2, name };
     }
-    await chmod5(host2, 384);
-    const lastModified = response.headers["last-modified"];
-    const modified = typeof lastModified === "string" ? Date.parse(lastModified) : Number.NaN;
-    if (!Number.isNaN(modified)) await utimes2(host2, modified / 1e3, modified / 1e3);
-    return { host: host2, name };
-  } finally {
-    await owned?.close();
-  }
+  );
 }
 
 // src/build/copy/chmod.ts
@@ -43917,7 +43916,7 @@ async function writeFileAtomically(path17, content) {
 }
 
 // src/registry/endpoints.ts
-var import_undici5 = __toESM(require_undici(), 1);
+var import_undici4 = __toESM(require_undici(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
 import { isIP } from "node:net";
 import { createSecureContext, rootCertificates } from "node:tls";
@@ -44184,7 +44183,7 @@ function clientCertKey(paths) {
   return JSON.stringify([paths.cert, paths.key]);
 }
 function defaultDispatcher(tls) {
-  return new import_undici5.Agent({
+  return new import_undici4.Agent({
     connect: {
       rejectUnauthorized: tls.rejectUnauthorized,
       ...tls.ca ? { ca: tls.ca } : {},
@@ -44321,8 +44320,8 @@ async function runBuild(options, context) {
   const resultFile = join12(context.workDir, "build-result.json");
   const invocation = privilegedInvocation(context.uid, context.nodePath, context.script, requestFile);
   if (invocation === void 0) return buildInProcess(options, context.env, context.stderr);
-  const request5 = { options, env: definedEnv(context.env), resultFile };
-  await writeFile8(requestFile, JSON.stringify(request5), { mode: 384 });
+  const request4 = { options, env: definedEnv(context.env), resultFile };
+  await writeFile8(requestFile, JSON.stringify(request4), { mode: 384 });
   try {
     const controller = new AbortController();
     const stop = () => controller.abort();
@@ -44355,14 +44354,14 @@ async function readOutcome(file) {
   return JSON.parse(text);
 }
 async function runPrivilegedBuild(requestFile, stderr) {
-  const request5 = JSON.parse(await readFile8(requestFile, "utf8"));
+  const request4 = JSON.parse(await readFile8(requestFile, "utf8"));
   let outcome;
   try {
-    outcome = { ok: true, report: await buildInProcess(request5.options, request5.env, stderr) };
+    outcome = { ok: true, report: await buildInProcess(request4.options, request4.env, stderr) };
   } catch (error) {
     outcome = { ok: false, message: error instanceof Error ? error.message : String(error) };
   }
-  await writeFile8(request5.resultFile, JSON.stringify(outcome), { mode: 420 });
+  await writeFile8(request4.resultFile, JSON.stringify(outcome), { mode: 420 });
   return outcome.ok ? 0 : 1;
 }
 

@@ -10,8 +10,9 @@ import { chmod, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { displayUrl } from '../../context/git-source.js';
+import { withHttpGet } from '../../context/http-get.js';
 import { ChecksumMismatchError, RemoteSourceError, type InstructionSite } from './errors.js';
 
 export interface UrlDownloadOptions {
@@ -28,7 +29,6 @@ export interface DownloadedFile {
   name: string;
 }
 
-const maxRedirections = 5;
 
 export function isHttpSource(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -50,39 +50,29 @@ export async function downloadUrl(site: InstructionSite, url: string, scratchDir
   const shown = displayUrl(url);
   const name = urlFileName(url);
   const host = path.join(scratchDir, 'download');
-  const owned = options.dispatcher === undefined ? new Agent() : undefined;
-  const dispatcher = options.dispatcher ?? (owned as Agent).compose(interceptors.redirect({ maxRedirections }));
-  try {
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await request(url, { method: 'GET', dispatcher, headers: { 'user-agent': 'kiln', accept: '*/*' } });
-    } catch (error) {
-      throw new RemoteSourceError(site, shown, undefined, error instanceof Error ? error.message : String(error), { cause: error });
-    }
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      // Consumed so the connection can be reused; a little of it explains the failure.
-      const text = await response.body.text().catch((error: unknown) => `(body unreadable: ${String(error)})`);
-      throw new RemoteSourceError(site, shown, response.statusCode, `server answered HTTP ${response.statusCode}: ${text.trim().slice(0, 200)}`);
-    }
-    const algorithm = options.checksum?.split(':')[0] ?? 'sha256';
-    const hash = createHash(algorithm);
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
-    await pipeline(response.body, hashing, createWriteStream(host, { mode: 0o600 }));
-    const actual = `${algorithm}:${hash.digest('hex')}`;
-    if (options.checksum !== undefined && actual !== options.checksum) {
-      throw new ChecksumMismatchError(site, shown, options.checksum, actual);
-    }
-    await chmod(host, 0o600);
-    const lastModified = response.headers['last-modified'];
-    const modified = typeof lastModified === 'string' ? Date.parse(lastModified) : Number.NaN;
-    if (!Number.isNaN(modified)) await utimes(host, modified / 1000, modified / 1000);
-    return { host, name };
-  } finally {
-    await owned?.close();
-  }
+  return withHttpGet(
+    url,
+    options.dispatcher,
+    (status, reason, cause) => new RemoteSourceError(site, shown, status, reason, cause === undefined ? undefined : { cause }),
+    async (response) => {
+      const algorithm = options.checksum?.split(':')[0] ?? 'sha256';
+      const hash = createHash(algorithm);
+      const hashing = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          callback(null, chunk);
+        },
+      });
+      await pipeline(response.body, hashing, createWriteStream(host, { mode: 0o600 }));
+      const actual = `${algorithm}:${hash.digest('hex')}`;
+      if (options.checksum !== undefined && actual !== options.checksum) {
+        throw new ChecksumMismatchError(site, shown, options.checksum, actual);
+      }
+      await chmod(host, 0o600);
+      const lastModified = response.headers['last-modified'];
+      const modified = typeof lastModified === 'string' ? Date.parse(lastModified) : Number.NaN;
+      if (!Number.isNaN(modified)) await utimes(host, modified / 1000, modified / 1000);
+      return { host, name };
+    },
+  );
 }
