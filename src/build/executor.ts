@@ -8,8 +8,22 @@ import { assembleImage } from '../image/assemble.js';
 import type { Image } from '../image/image.js';
 import type { ImageConfig } from '../image/types.js';
 import type { RegistryAccess } from '../registry/connect.js';
-import { assertCapabilitiesAvailable, capabilitiesFromStatus, resolveCapabilities } from '../sandbox/capabilities.js';
+import { runCommand as runHostCommand } from '../rootfs/command-runner.js';
+import { lstatOrUndefined } from '../rootfs/lstat.js';
+import { clearRoot } from '../rootfs/tree-copy.js';
+import { capabilitiesFromStatus, grantableCapabilities } from '../sandbox/capabilities.js';
+import { locateKilnRuntime } from '../sandbox/kiln-runtime.js';
 import { defaultStepFiles, locateSandboxTools } from '../sandbox/chroot-runner.js';
+import {
+  buildHostPaths,
+  chooseIsolation,
+  detectContainer,
+  IsolationError,
+  protectedPaths,
+  realOrAsGiven,
+  type InPlaceRoot,
+  type IsolationProbes,
+} from './in-place.js';
 import type { BuildOptions } from './options.js';
 import { checkPushPermissions, parseDestinations, pushToDestinations, writeLocalOutputs } from './outputs.js';
 import { prepareBuild } from './prepare.js';
@@ -27,6 +41,10 @@ export interface ExecutorDependencies {
   /** Aborting (Ctrl-C, SIGTERM) stops the running step; the work directory is removed either way. */
   signal?: AbortSignal;
   now?: () => Date;
+  /** The root an in-place build replaces (default "/"): tests point it at a directory of their own. */
+  inPlaceRoot?: string;
+  /** How isolation is chosen (default: probing this machine). */
+  isolationProbes?: IsolationProbes;
 }
 
 /** One progress step as it ended: what it was, how it ended (e.g. "cached", "layer 1.2 MiB"), how long it took. */
@@ -75,13 +93,22 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
   }
   const prepared = await prepareBuild(options, { env: deps.env, warn: (line) => progress.info(line), ...(deps.stdin ? { stdin: deps.stdin } : {}) });
   let workspace: Workspace | undefined;
+  let inPlace: InPlaceRoot | undefined;
   try {
     if (!options.noPush && !options.skipPushPermissionCheck) await checkPushPermissions(destinations, deps.registry);
     workspace = await createWorkspace(options.kilnDir);
     const plan = prepared.plan;
     const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === 'run'));
-    const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
-    if (needsRun) assertCapabilitiesAvailable(capabilities, await ownCapabilities());
+    const granted = grantableCapabilities({ add: options.capAdd, drop: options.capDrop }, await ownCapabilities());
+    if (needsRun && granted.missingDefaults.length > 0) {
+      progress.info(`RUN steps get Docker's default capabilities but ${granted.missingDefaults.map((cap) => `CAP_${cap}`).join(', ')}, which this process does not hold`);
+    }
+    // Isolation matters only when something runs (a base's ONBUILD RUN, found later, gets chroot).
+    if (needsRun) {
+      const isolation = await chooseIsolation(options.isolation, options.force, deps.isolationProbes ?? machineIsolationProbes(deps.env));
+      progress.info(isolation.reason);
+      if (isolation.isolation === 'in-place') inPlace = await prepareInPlaceRoot(options, prepared.context.root, deps);
+    }
     const sourceDateEpoch = parseSourceDateEpoch(deps.env.SOURCE_DATE_EPOCH);
     const session: BuildSession = {
       options,
@@ -91,9 +118,10 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
       workspace,
       registry: deps.registry,
       progress,
-      sandbox: await locateSandboxTools(deps.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'),
+      sandboxPath: hostPath(deps.env),
       stepFiles: await defaultStepFiles('kiln'),
-      capabilities,
+      capabilities: granted.capabilities,
+      ...(inPlace === undefined ? {} : { inPlace }),
       runOutput: deps.stderr,
       env: deps.env,
       created: createdTimestamp(options, sourceDateEpoch, deps.now),
@@ -113,8 +141,56 @@ export async function executeBuild(options: BuildOptions, deps: ExecutorDependen
     if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
     return { image, digest: image.digest, steps };
   } finally {
+    // --cleanup empties the in-place root, so the container can build again.
+    if (inPlace !== undefined && options.cleanup) await clearRoot(inPlace.root, inPlace.protect);
     await Promise.all([workspace?.cleanup(), prepared.context.cleanup()]);
   }
+}
+
+function hostPath(env: NodeJS.ProcessEnv): string {
+  return env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+}
+
+async function exists(path: string): Promise<boolean> {
+  return (await lstatOrUndefined(path)) !== undefined;
+}
+
+/** Asks this machine: a container's marks, and whether util-linux's unshare can make namespaces. */
+function machineIsolationProbes(env: NodeJS.ProcessEnv): IsolationProbes {
+  return {
+    inContainer: () => detectContainer(exists, env),
+    async namespacesUnavailable() {
+      let tools;
+      try {
+        tools = await locateSandboxTools(hostPath(env));
+      } catch (error) {
+        return (error as Error).message;
+      }
+      const result = await runHostCommand(tools.unshare, ['--mount', '--pid', '--fork', '--uts', '--ipc', tools.unshare, '--version']);
+      return result.exitCode === 0 ? undefined : `unshare: ${result.stderr.trim() || `exit code ${result.exitCode}`}`;
+    },
+  };
+}
+
+/** The in-place root, what in it must stay, and kiln's own runtime that RUN steps are started through. */
+async function prepareInPlaceRoot(options: BuildOptions, contextRoot: string, deps: ExecutorDependencies): Promise<InPlaceRoot> {
+  const runtime = await locateKilnRuntime({ env: deps.env, execPath: process.execPath, exists });
+  if (runtime === undefined) {
+    throw new IsolationError(
+      `in-place isolation replaces the filesystem, and node (${process.execPath}) lives in it: run kiln from its executor image, ` +
+        'or set KILN_RUNTIME_DIR to a directory holding node, lib/ld.so and bin/setpriv (images/executor/collect-runtime.sh makes one)',
+    );
+  }
+  const root = await realOrAsGiven(deps.inPlaceRoot ?? '/');
+  const hostPaths = await Promise.all(buildHostPaths(options, contextRoot, deps.env).map(realOrAsGiven));
+  const protect = protectedPaths({
+    root,
+    mountInfo: await readFile('/proc/self/mountinfo', 'utf8'),
+    runtimeDir: await realOrAsGiven(runtime.dir),
+    hostPaths,
+    ignorePaths: options.ignorePaths,
+  });
+  return { root, protect, runtime };
 }
 
 /** SOURCE_DATE_EPOCH as reproducible-builds.org defines it: whole seconds since the epoch. */

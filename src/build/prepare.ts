@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { openBuildContext, type BuildContext } from '../context/index.js';
 import { parsePlatform, type PlatformSpec } from '../dockerfile/args.js';
@@ -33,8 +34,11 @@ export function buildPlatform(): PlatformSpec {
  * context), so they come before any registry is contacted.
  */
 export async function prepareBuild(options: BuildOptions, deps: PrepareDependencies): Promise<PreparedBuild> {
+  // Downloads and clones go below kiln's own directory: an in-place build keeps it, not /tmp.
+  await mkdir(options.kilnDir, { recursive: true, mode: 0o700 });
   const context = await openBuildContext({
     context: options.context,
+    tmpDir: options.kilnDir,
     dockerfile: options.dockerfile,
     git: options.git,
     env: deps.env,

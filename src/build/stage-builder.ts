@@ -17,9 +17,11 @@ import { pullImage } from '../registry/remote-image.js';
 import { runCommand as runHostCommand } from '../rootfs/command-runner.js';
 import { resolveInRoot } from '../rootfs/resolve-in-root.js';
 import { unpackImage } from '../rootfs/unpack.js';
+import { clearRoot, copyTree } from '../rootfs/tree-copy.js';
 import { resolveUser, type ResolvedUser } from '../rootfs/users.js';
 import { allCapabilities } from '../sandbox/capabilities.js';
-import { runChrootStep, type SandboxTools, type StepFile } from '../sandbox/chroot-runner.js';
+import { locateSandboxTools, runChrootStep, type SandboxTools, type StepFile } from '../sandbox/chroot-runner.js';
+import { runInPlaceStep } from '../sandbox/in-place-runner.js';
 import { toRunMountRequest } from '../sandbox/run-mounts.js';
 import { runIsInsecure, sandboxNetwork } from '../sandbox/step-options.js';
 import type { ChangeSet } from '../snapshot/change.js';
@@ -33,6 +35,7 @@ import { applyToConfig, stageConfigFromBase, type StageConfig } from './image-co
 import type { BuildOptions } from './options.js';
 import { formatBytes, type Progress } from './progress.js';
 import { environmentOf, goQuotedList, runCommand, runHistory } from './run-command.js';
+import type { InPlaceRoot } from './in-place.js';
 import type { Workspace } from './workspace.js';
 
 const execFileAsync = promisify(execFile);
@@ -64,7 +67,9 @@ export interface BuildSession {
   workspace: Workspace;
   registry: RegistryAccess;
   progress: Progress;
-  sandbox: SandboxTools;
+  /** Where util-linux's tools for chroot isolation are looked for (the host's PATH), once a step needs them. */
+  sandboxPath: string;
+  sandbox?: SandboxTools;
   /** resolv.conf, hosts and hostname as every RUN sees them (private copies per step). */
   stepFiles: StepFile[];
   /** Capabilities RUN steps get (Docker's defaults with --cap-add/--cap-drop applied). */
@@ -82,6 +87,8 @@ export interface BuildSession {
   fromImageRoots: Map<string, string>;
   /** The context's source tree, walked once and shared by every COPY/ADD from the context. */
   contextTree?: SourceTree;
+  /** With in-place isolation: the root stages that run commands are built in, and what in it stays. */
+  inPlace?: InPlaceRoot;
 }
 
 function platformOf(plan: BuildPlan, stagePlatform: string | undefined): Platform {
@@ -90,6 +97,8 @@ function platformOf(plan: BuildPlan, stagePlatform: string | undefined): Platfor
 }
 
 interface Base {
+  /** Where the stage is built: its own directory, or the in-place root. */
+  root: string;
   config: ImageConfig | undefined;
   layers: Layer[];
   history: HistoryEntry[];
@@ -97,19 +106,27 @@ interface Base {
   sources: Reference[];
 }
 
-async function prepareBase(session: BuildSession, index: number, root: string): Promise<Base> {
+async function prepareBase(session: BuildSession, index: number): Promise<Base> {
   const planned = session.plan.stages[index];
   if (planned === undefined) throw new Error(`no stage ${index}`);
-  await mkdir(root, { recursive: true, mode: 0o755 });
   const base = planned.base;
-  if (base.kind === 'scratch') return { config: undefined, layers: [], history: [], sources: [] };
+  if (base.kind === 'scratch') {
+    const root = await stageRoot(session, index, []);
+    return { root, config: undefined, layers: [], history: [], sources: [] };
+  }
   if (base.kind === 'stage') {
     const parent = session.results.get(base.index);
     if (parent === undefined) throw new Error(`stage ${base.index} was not built before stage ${index}`);
-    // Reflinks where the filesystem has them; `cp -a` keeps owners, modes, links and times.
-    await execFileAsync('cp', ['-a', '--reflink=auto', `${parent.root}/.`, root]);
+    const root = await stageRoot(session, index, []);
+    if (session.inPlace === undefined) {
+      // Reflinks where the filesystem has them; `cp -a` keeps owners, modes, links and times.
+      await execFileAsync('cp', ['-a', '--reflink=auto', `${parent.root}/.`, root]);
+    } else {
+      // The host's cp may already be gone (replaced by an image in "/"): node copies it.
+      await copyTree(parent.root, root, { skip: session.inPlace.protect, warn: (line) => session.progress.info(`  warning: ${line}`) });
+    }
     const config: ImageConfig = { ...parent.platform, config: parent.stage.config, rootfs: { type: 'layers', diff_ids: parent.layers.map((l) => l.diffId) } };
-    return { config, layers: [...parent.layers], history: [...parent.history], parentState: parent.state, sources: parent.sources };
+    return { root, config, layers: [...parent.layers], history: [...parent.history], parentState: parent.state, sources: parent.sources };
   }
   const reference = parseReference(base.ref);
   const platform = platformOf(session.plan, planned.platform);
@@ -117,18 +134,44 @@ async function prepareBase(session: BuildSession, index: number, root: string): 
   const image = await withRegistry(session.registry, reference, 'pull', ({ client, repository }) =>
     pullImage(client, repository, reference.identifier, { platform }),
   );
+  const onbuild = image.config.config?.OnBuild ?? [];
+  const root = await stageRoot(session, index, onbuild);
   const size = formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0));
   const warn = (line: string): void => session.progress.info(`  warning: ${line}`);
-  if (copyOnlyStage(session, index) && (image.config.config?.OnBuild ?? []).length === 0) {
+  const protect = root === session.inPlace?.root ? { protect: session.inPlace.protect } : {};
+  if (copyOnlyStage(session, index) && onbuild.length === 0) {
     // Nothing in this stage reads a base file's bytes: only where things are (directories, links,
     // modes) and who users are. The layers it adds are the same; writing the base's files is skipped.
     await unpackImage(root, image, { warn, keepContent: isUserDatabase });
     done(`laid out ${image.layers.length} layer(s), ${size}, without file contents (COPY-only stage)`);
   } else {
-    await unpackImage(root, image, { warn });
-    done(`unpacked ${image.layers.length} layer(s), ${size}`);
+    await unpackImage(root, image, { warn, ...protect });
+    done(`unpacked ${image.layers.length} layer(s), ${size}${root === session.inPlace?.root ? ` over ${root} (in-place)` : ''}`);
   }
-  return { config: image.config, layers: [...image.layers], history: [...(image.config.history ?? [])], sources: [reference] };
+  return { root, config: image.config, layers: [...image.layers], history: [...(image.config.history ?? [])], sources: [reference] };
+}
+
+/**
+ * Where stage `index` is built, made ready: with in-place isolation a stage that runs commands (its
+ * own RUN or its base's ONBUILD RUN) gets the in-place root, emptied but for what is protected;
+ * every other stage, a directory of the workspace.
+ */
+async function stageRoot(session: BuildSession, index: number, onbuild: readonly string[]): Promise<string> {
+  const inPlace = session.inPlace;
+  const stage = session.plan.stages[index];
+  const runs = stage?.instructions.some((planned) => planned.instruction.kind === 'run') || onbuild.some((trigger) => /^\s*RUN\b/i.test(trigger));
+  if (inPlace !== undefined && runs) {
+    await clearRoot(inPlace.root, inPlace.protect);
+    return inPlace.root;
+  }
+  const root = session.workspace.stageRoot(index);
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  return root;
+}
+
+/** True when a later stage builds on, copies from or mounts stage `index`. */
+function hasDependents(plan: BuildPlan, index: number): boolean {
+  return plan.stages.some((other) => other.dependsOn.some((dependency) => dependency.stage === index));
 }
 
 /**
@@ -140,7 +183,7 @@ export function copyOnlyStage(session: Pick<BuildSession, 'plan' | 'options'>, i
   if (options.singleSnapshot) return false;
   const stage = plan.stages[index];
   if (stage === undefined || stage.instructions.some((planned) => planned.instruction.kind === 'run')) return false;
-  return !plan.stages.some((other) => other.dependsOn.some((dependency) => dependency.stage === index));
+  return !hasDependents(plan, index);
 }
 
 /** `--chown` by name reads the image's user database, wherever its files are. */
@@ -153,8 +196,8 @@ export async function buildStage(session: BuildSession, index: number): Promise<
   const planned = session.plan.stages[index];
   if (planned === undefined) throw new Error(`no stage ${index}`);
   const file = session.plan.file;
-  const root = session.workspace.stageRoot(index);
-  const base = await prepareBase(session, index, root);
+  const base = await prepareBase(session, index);
+  const root = base.root;
   const resolved = resolveStage(session.plan, index, {
     baseImageEnv: base.config?.config?.Env ?? [],
     ...(base.parentState === undefined ? {} : { parent: base.parentState }),
@@ -171,7 +214,7 @@ export async function buildStage(session: BuildSession, index: number): Promise<
     await builder.releaseSnapshotter();
   }
   return {
-    root,
+    root: await keepStageRoot(session, index, root),
     stage: builder.stage,
     platform: base.config ? { os: base.config.os, architecture: base.config.architecture, ...(base.config.variant ? { variant: base.config.variant } : {}) } : platformOf(session.plan, planned.platform),
     layers: builder.layers,
@@ -179,6 +222,19 @@ export async function buildStage(session: BuildSession, index: number): Promise<
     state: resolved.state,
     sources: base.sources,
   };
+}
+
+/**
+ * The root later stages read this stage from. An in-place root is replaced by the next stage that
+ * runs commands, so a stage others depend on is first copied out to the workspace.
+ */
+async function keepStageRoot(session: BuildSession, index: number, root: string): Promise<string> {
+  if (root !== session.inPlace?.root || !hasDependents(session.plan, index)) return root;
+  const kept = session.workspace.stageRoot(index);
+  const done = session.progress.step(`[${session.plan.stages[index]?.displayName ?? index}] keeping the stage's files for the stages after it`);
+  await copyTree(root, kept, { skip: session.inPlace.protect, warn: (line) => session.progress.info(`  warning: ${line}`) });
+  done(`copied to ${kept}`);
+  return kept;
 }
 
 class StageBuilder {
@@ -296,7 +352,7 @@ class StageBuilder {
       run: runHostCommand,
       root: this.root,
       kilnDir: this.session.workspace.dir,
-      ignorePaths: options.ignorePaths,
+      ignorePaths: this.root === this.session.inPlace?.root ? [...options.ignorePaths, ...this.session.inPlace.protect.list().map((p) => `/${p}`)] : options.ignorePaths,
       ignoreVarRun: options.ignoreVarRun,
       logger: { info: (line) => this.session.progress.info(`  ${line}`) },
     });
@@ -364,7 +420,9 @@ class StageBuilder {
       await chmod(scriptPath, 0o755);
     }
     try {
-      const result = await runChrootStep(
+      const result = this.root === this.session.inPlace?.root
+        ? await this.runInPlace(resolved, command.argv, { workdir, user, capabilities })
+        : await runChrootStep(
         {
           root: this.workRoot,
           argv: command.argv,
@@ -389,13 +447,13 @@ class StageBuilder {
                 },
               }),
           hostname: 'kiln',
-          env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
+          env: this.stepEnvironment(resolved),
           stdout: this.session.runOutput,
           stderr: this.session.runOutput,
           hostFiles: this.session.stepFiles,
           ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
         },
-        this.session.sandbox,
+        await this.chrootTools(),
       );
       if (result.exitCode !== 0) {
         const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
@@ -405,6 +463,52 @@ class StageBuilder {
       if (command.script) await rm(scriptHostDir, { recursive: true, force: true });
     }
     return command.argv;
+  }
+
+  private async chrootTools(): Promise<SandboxTools> {
+    this.session.sandbox ??= await locateSandboxTools(this.session.sandboxPath);
+    return this.session.sandbox;
+  }
+
+  private stepEnvironment(resolved: ResolvedInstruction): Record<string, string> {
+    return { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv };
+  }
+
+  /**
+   * A RUN step in the job container's own "/": no namespace can be made there, so what would need
+   * one (mounts, a network of its own) is refused rather than quietly done without.
+   */
+  private async runInPlace(
+    resolved: ResolvedInstruction,
+    argv: readonly string[],
+    step: { workdir: string; user: ResolvedUser; capabilities: readonly string[] },
+  ): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }> {
+    const instruction = resolved.instruction;
+    const inPlace = this.session.inPlace;
+    if (instruction.kind !== 'run' || inPlace === undefined) throw new Error('not an in-place RUN');
+    const file = this.session.plan.file;
+    if ((instruction.mounts ?? []).length > 0) {
+      throw new BuildStepError(file, resolved.line, 'RUN --mount needs mount namespaces, which in-place isolation does not have: build with --isolation chroot where kiln may create namespaces');
+    }
+    if (sandboxNetwork(instruction.network) === 'none') {
+      throw new BuildStepError(file, resolved.line, 'RUN --network=none needs a network namespace, which in-place isolation does not have: use --isolation chroot');
+    }
+    return runInPlaceStep(
+      {
+        argv,
+        // The same path when the root is "/"; a test's root directory keeps the step inside it.
+        workdir: await resolveInRoot(inPlace.root, step.workdir),
+        uid: step.user.uid,
+        gid: step.user.gid,
+        groups: step.user.groups,
+        capabilities: step.capabilities,
+        env: this.stepEnvironment(resolved),
+        stdout: this.session.runOutput,
+        stderr: this.session.runOutput,
+        ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
+      },
+      inPlace.runtime.tool('setpriv'),
+    );
   }
 
   private async copy(resolved: ResolvedInstruction): Promise<ChangeSet> {

@@ -7,7 +7,6 @@ import type { BuildOptions } from './options.js';
 export function unsupportedOptions(options: BuildOptions): string[] {
   const problems: string[] = [];
   if (options.cache) problems.push('--cache: the layer cache is not available in this version of kiln yet');
-  if (options.isolation === 'in-place') problems.push('--isolation in-place is not available yet: use chroot (or auto) where kiln may create namespaces');
   if (options.pushIgnoreImmutableTagErrors) problems.push('--push-ignore-immutable-tag-errors is not available yet');
   return problems;
 }

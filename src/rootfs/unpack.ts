@@ -8,6 +8,7 @@ import type { Image } from '../image/image.js';
 import { type CommandRunner, runCommand } from './command-runner.js';
 import { type Compression, type CompressionEnv, decompressedStream } from './decompress.js';
 import { RootResolver } from './resolve-in-root.js';
+import type { RootPaths } from './root-paths.js';
 import { createTarExtract, rawXattrMarker } from './tar-extract.js';
 import { errorCode, lstatOrUndefined } from './lstat.js';
 
@@ -42,6 +43,12 @@ export interface ApplyLayerOptions {
    * only need to know where things are (a COPY-only stage never reads a base file's bytes).
    */
   keepContent?: (relativePath: string) => boolean;
+  /**
+   * Paths the layer may not touch (an in-place build's mount points and kiln's own directories):
+   * entries at or below them are skipped, and whiteouts or replacements of their ancestors empty
+   * those ancestors around them instead of removing them.
+   */
+  protect?: RootPaths;
 }
 
 export interface ApplyLayerResult {
@@ -167,6 +174,15 @@ class LayerApplier {
         return;
       }
       const target = await this.resolver.resolveEntry(name);
+      if (this.options.protect?.covers(target.relative)) {
+        await drain(body);
+        return;
+      }
+      if (header.type !== 'directory' && this.options.protect?.holdsBelow(target.relative)) {
+        await drain(body);
+        this.warn(name, 'would replace a directory holding mount points or kiln\'s own files: skipped');
+        return;
+      }
       if (target.relative === '') {
         // `./` or `/` (umoci writes one): the root directory's own metadata is the caller's, not the layer's.
         await drain(body);
@@ -226,7 +242,13 @@ class LayerApplier {
     if (hidden === '' || hidden === '.' || hidden === '..') this.fail(name, 'malformed whiteout');
     const relative = parent.relative === '' ? hidden : `${parent.relative}/${hidden}`;
     if (this.added.has(relative)) return; // whiteouts apply to lower layers only
-    await rm(path.join(parent.host, hidden), { recursive: true, force: true });
+    const protect = this.options.protect;
+    if (protect?.covers(relative)) return;
+    if (protect?.holdsBelow(relative)) {
+      await this.clearExcept(`${relative}/`, path.join(parent.host, hidden), new Set());
+    } else {
+      await rm(path.join(parent.host, hidden), { recursive: true, force: true });
+    }
     this.resolver.invalidate();
   }
 
@@ -252,9 +274,9 @@ class LayerApplier {
     }
     for (const child of children) {
       const relative = prefix + child;
-      if (this.added.has(relative)) continue;
+      if (this.added.has(relative) || this.options.protect?.covers(relative)) continue;
       const childHost = path.join(host, child);
-      if (keepAncestors.has(relative)) {
+      if (keepAncestors.has(relative) || this.options.protect?.holdsBelow(relative)) {
         // This layer wrote something below it without an entry for the directory itself: the
         // directory stays for that, but what lower layers had in it is hidden all the same.
         await this.clearExcept(`${relative}/`, childHost, keepAncestors);

@@ -89,3 +89,23 @@ export function assertCapabilitiesAvailable(wanted: readonly string[], own: { bo
       `securityContext.capabilities.add: [${yaml}]; or drop the request (--cap-add / caps input).`,
   );
 }
+
+export interface GrantedCapabilities {
+  capabilities: string[];
+  /** Docker defaults this process does not hold (a container runtime's narrower defaults): left out. */
+  missingDefaults: string[];
+}
+
+/**
+ * What RUN steps actually get: the resolved set, less the Docker defaults kiln itself lacks (podman's
+ * defaults leave out AUDIT_WRITE, MKNOD and NET_RAW; a step there gets what any container there
+ * gets). A capability asked for explicitly that kiln lacks still fails the build up front.
+ */
+export function grantableCapabilities(request: CapabilityRequest, own: { bounding: string[]; effective: string[] }): GrantedCapabilities {
+  const wanted = resolveCapabilities(request);
+  const held = (cap: string): boolean => own.bounding.includes(cap) && own.effective.includes(cap);
+  const explicit = request.insecure ? [] : request.add.map(normaliseCapabilityName).filter((cap) => cap !== 'ALL');
+  assertCapabilitiesAvailable(explicit, own);
+  if (request.insecure) return { capabilities: wanted.filter(held), missingDefaults: [] };
+  return { capabilities: wanted.filter(held), missingDefaults: wanted.filter((cap) => !held(cap)) };
+}

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { RootPaths } from '../rootfs/root-paths.js';
 import { InvalidIgnorePathError } from './errors.js';
 import { parseMountInfo } from './mountinfo.js';
 
@@ -14,17 +15,8 @@ export interface IgnoreOptions {
 /** Paths the image never gets from a snapshot, whatever a step did there (kaniko's default ignore list). */
 const alwaysIgnored = ['proc', 'sys', 'dev'];
 
-/**
- * The set of root-relative paths (`var/run`) that snapshots skip together with everything below them.
- * Matching is by whole path components: `var/run` covers `var/run/x`, not `var/running`.
- */
-export class IgnoreList {
-  private readonly paths: ReadonlySet<string>;
-
-  constructor(paths: Iterable<string>) {
-    this.paths = new Set(paths);
-  }
-
+/** The root-relative paths (`var/run`) that snapshots skip together with everything below them. */
+export class IgnoreList extends RootPaths {
   /**
    * Builds the list for a root directory. `root` must be a real path (no symlinks) so that it compares
    * with mount points; `mountInfo` is the text of /proc/self/mountinfo, read by the caller.
@@ -45,26 +37,6 @@ export class IgnoreList {
       if (rel !== undefined && rel !== '') paths.add(rel);
     }
     return new IgnoreList(paths);
-  }
-
-  /** True when exactly this path is ignored (a walker that does not descend into ignored dirs needs no more). */
-  has(rel: string): boolean {
-    return this.paths.has(rel);
-  }
-
-  /** True when the path or one of its ancestors is ignored. */
-  covers(rel: string): boolean {
-    let p = rel;
-    for (;;) {
-      if (this.paths.has(p)) return true;
-      const slash = p.lastIndexOf('/');
-      if (slash < 0) return false;
-      p = p.slice(0, slash);
-    }
-  }
-
-  list(): string[] {
-    return [...this.paths].sort();
   }
 }
 

@@ -1,0 +1,44 @@
+/**
+ * Where kiln's own runtime lives when a build may replace the rest of the filesystem: node, the
+ * libraries it links, its dynamic loader (`lib/ld.so`) and the util-linux tools, all below one
+ * directory (the executor image's /kiln). Programs there are started through that loader, so they
+ * never look for a library outside it.
+ */
+import path from 'node:path';
+import { SandboxError } from './chroot-runner.js';
+
+export interface KilnRuntime {
+  dir: string;
+  /** The argv prefix that starts one of the runtime's tools (`setpriv`). */
+  tool(name: string): string[];
+}
+
+export interface RuntimeProbe {
+  env: NodeJS.ProcessEnv;
+  /** The running node binary (process.execPath). */
+  execPath: string;
+  exists(path: string): Promise<boolean>;
+}
+
+/**
+ * KILN_RUNTIME_DIR, or the directory above node's `bin/` when that holds `lib/ld.so` (the executor
+ * image). Undefined when node runs from the system: then kiln cannot outlive a replaced "/".
+ */
+export async function locateKilnRuntime(probe: RuntimeProbe): Promise<KilnRuntime | undefined> {
+  const named = probe.env.KILN_RUNTIME_DIR;
+  const candidate = named !== undefined && named !== '' ? path.resolve(named) : path.dirname(path.dirname(probe.execPath));
+  const loader = path.join(candidate, 'lib', 'ld.so');
+  if (!(await probe.exists(loader))) {
+    if (named !== undefined && named !== '') throw new SandboxError(`KILN_RUNTIME_DIR=${named} holds no lib/ld.so (see images/executor/collect-runtime.sh)`);
+    return undefined;
+  }
+  const tools = new Map<string, boolean>();
+  for (const name of ['setpriv']) tools.set(name, await probe.exists(path.join(candidate, 'bin', name)));
+  return {
+    dir: candidate,
+    tool(name) {
+      if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name} (util-linux); rebuild the executor image`);
+      return [loader, '--library-path', path.join(candidate, 'lib'), path.join(candidate, 'bin', name)];
+    },
+  };
+}
