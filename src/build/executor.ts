@@ -17,6 +17,7 @@ import { defaultStepFiles, locateSandboxTools } from '../sandbox/chroot-runner.j
 import {
   buildHostPaths,
   chooseIsolation,
+  containerMarkers,
   detectContainer,
   IsolationError,
   protectedPaths,
@@ -182,7 +183,9 @@ async function prepareInPlaceRoot(options: BuildOptions, contextRoot: string, de
     );
   }
   const root = await realOrAsGiven(deps.inPlaceRoot ?? '/');
-  const hostPaths = await Promise.all(buildHostPaths(options, contextRoot, deps.env).map(realOrAsGiven));
+  const markers = [];
+  for (const marker of containerMarkers) if (await exists(marker)) markers.push(marker);
+  const hostPaths = await Promise.all([...buildHostPaths(options, contextRoot, deps.env), ...markers].map(realOrAsGiven));
   const protect = protectedPaths({
     root,
     mountInfo: await readFile('/proc/self/mountinfo', 'utf8'),

@@ -39,10 +39,16 @@ export class IsolationError extends Error {
   }
 }
 
-/** The signs container runtimes leave: Docker's /.dockerenv, podman's /run/.containerenv, $container, Kubernetes' env. */
+/**
+ * Files container runtimes leave in a container's root (Docker's, podman's). Protected too: a build
+ * that removed them would make the next build in the same container think it is not in one.
+ */
+export const containerMarkers: readonly string[] = ['/.dockerenv', '/run/.containerenv'];
+
+/** The signs container runtimes leave: the marker files, $container, Kubernetes' environment. */
 export async function detectContainer(exists: (path: string) => Promise<boolean>, env: NodeJS.ProcessEnv): Promise<boolean> {
   if ((env.container ?? '') !== '' || (env.KUBERNETES_SERVICE_HOST ?? '') !== '') return true;
-  for (const marker of ['/.dockerenv', '/run/.containerenv']) if (await exists(marker)) return true;
+  for (const marker of containerMarkers) if (await exists(marker)) return true;
   return false;
 }
 

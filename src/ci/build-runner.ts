@@ -4,13 +4,16 @@
  * wrapper re-runs its own bundle under `sudo -n` in "privileged build" mode: the options and the
  * environment go in a 0600 request file, the report (or the error) comes back in a result file.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { executeBuild } from '../build/executor.js';
 import type { BuildOptions } from '../build/options.js';
 import { withRegistryAccess } from '../cli/registry-access.js';
+import { dockerConfigPath } from '../registry/credentials.js';
 import { buildReport, type BuildReport } from './build-report.js';
+import { giveOutputsTo } from './output-owner.js';
 import { PrivilegeError, privilegedInvocation, type InheritingRunner } from './privilege.js';
 
 export interface BuildRequest {
@@ -20,7 +23,8 @@ export interface BuildRequest {
   resultFile: string;
 }
 
-type BuildOutcome = { ok: true; report: BuildReport } | { ok: false; message: string };
+/** `unfinished` is what the child writes first: still there afterwards, the child died mid-build. */
+type BuildOutcome = { ok: true; report: BuildReport } | { ok: false; message: string } | { ok: false; unfinished: true };
 
 /** A build that failed in the privileged child; the message is the executor's own. */
 export class BuildFailedError extends Error {
@@ -58,8 +62,14 @@ export interface RunBuildContext {
   run: InheritingRunner;
 }
 
-function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+/**
+ * The environment for the privileged child. sudo gives the child root's HOME, which the build reads
+ * `~/.docker/config.json` from when DOCKER_CONFIG is unset: pinning DOCKER_CONFIG keeps the logins
+ * the job's user made (docker/login-action writes them to that user's home).
+ */
+function privilegedChildEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const defined = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  return { ...defined, DOCKER_CONFIG: dirname(dockerConfigPath(env, env.HOME || homedir())) };
 }
 
 /** Builds as root: here when we are root, otherwise through the privileged child under sudo. */
@@ -68,7 +78,7 @@ export async function runBuild(options: BuildOptions, context: RunBuildContext):
   const resultFile = join(context.workDir, 'build-result.json');
   const invocation = privilegedInvocation(context.uid, context.nodePath, context.script, requestFile);
   if (invocation === undefined) return buildInProcess(options, context.env, context.stderr);
-  const request: BuildRequest = { options, env: definedEnv(context.env), resultFile };
+  const request: BuildRequest = { options, env: privilegedChildEnv(context.env), resultFile };
   await writeFile(requestFile, JSON.stringify(request), { mode: 0o600 });
   try {
     // Ctrl-C or a cancelled job: pass SIGTERM on (sudo relays it) and wait for the child to clean up.
@@ -86,6 +96,7 @@ export async function runBuild(options: BuildOptions, context: RunBuildContext):
     }
     const outcome = await readOutcome(resultFile);
     if (outcome === undefined) throw new PrivilegeError(`sudo exited with code ${code} before the build started`);
+    if ('unfinished' in outcome) throw new BuildFailedError(`the privileged build exited with code ${code} before reporting its outcome`);
     if (!outcome.ok) throw new BuildFailedError(outcome.message);
     return outcome.report;
   } finally {
@@ -110,13 +121,21 @@ async function readOutcome(file: string): Promise<BuildOutcome | undefined> {
  */
 export async function runPrivilegedBuild(requestFile: string, stderr: Writable): Promise<number> {
   const request = JSON.parse(await readFile(requestFile, 'utf8')) as BuildRequest;
+  // The parent wrote the request, so its owner is the job's user, who gets the build's outputs.
+  const jobUser = await stat(requestFile);
+  // 0644: the unprivileged parent reads it (and may delete it: the directory is the parent's).
+  const writeOutcome = (outcome: BuildOutcome): Promise<void> => writeFile(request.resultFile, JSON.stringify(outcome), { mode: 0o644 });
+  await writeOutcome({ ok: false, unfinished: true });
   let outcome: BuildOutcome;
   try {
-    outcome = { ok: true, report: await buildInProcess(request.options, request.env, stderr) };
+    try {
+      outcome = { ok: true, report: await buildInProcess(request.options, request.env, stderr) };
+    } finally {
+      await giveOutputsTo(request.options, jobUser);
+    }
   } catch (error) {
     outcome = { ok: false, message: error instanceof Error ? error.message : String(error) };
   }
-  // 0644: the unprivileged parent reads it (and may delete it: the directory is the parent's).
-  await writeFile(request.resultFile, JSON.stringify(outcome), { mode: 0o644 });
+  await writeOutcome(outcome);
   return outcome.ok ? 0 : 1;
 }

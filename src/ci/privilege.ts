@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import { constants } from 'node:os';
 
 /** The argument that switches a CI bundle into the privileged child's role. */
 export const privilegedBuildFlag = '--kiln-privileged-build';
@@ -45,7 +46,8 @@ export const spawnInheriting: InheritingRunner = (invocation, options) =>
       // An abort is not a failure to run: the child got SIGTERM and 'close' brings its exit code.
       if (error.name !== 'AbortError') reject(error);
     });
-    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    // As a shell reports it: a child killed by SIGKILL (the OOM killer's) exits with 137.
+    child.once('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
   });
 
 /**

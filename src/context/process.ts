@@ -38,7 +38,9 @@ export function createSpawnRunner(): ProcessRunner {
         };
         child.stdout.on('data', keep(out));
         child.stderr.on('data', keep(err));
-        child.on('error', reject);
+        child.on('error', (error: NodeJS.ErrnoException) => {
+          reject(error.code === 'ENOENT' ? new Error(`${program} is not installed here (it is not on the PATH ${env.PATH ?? '(unset)'})`, { cause: error }) : error);
+        });
         child.on('close', (code) => {
           resolve({ exitCode: code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
         });

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushBusyboxImage } from '../harness/base-images.js';
+import { actionStepEnv as stepEnv, parseFileCommands, postStepEnv } from '../harness/github-action.js';
 import { runTool } from '../harness/process.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 
@@ -28,31 +29,6 @@ function runNode(script: string, env: NodeJS.ProcessEnv, cwd: string, args: stri
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** GitHub's file-command format: `name<<DELIMITER\nvalue\nDELIMITER` (what @actions/core writes). */
-function parseFileCommands(text: string): Record<string, string> {
-  const values: Record<string, string> = {};
-  const pattern = /^(.+?)<<(ghadelimiter_[0-9a-f-]+)\n([\s\S]*?)\n\2$/gm;
-  for (const match of text.matchAll(pattern)) values[match[1] ?? ''] = match[3] ?? '';
-  return values;
-}
-
-/** Environment for one action step: only what a runner sets, plus the inputs (names as GitHub spells them). */
-function stepEnv(files: { output: string; summary: string; state: string; temp: string; home: string; workspace: string }, inputs: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: files.home,
-    GITHUB_ACTIONS: 'true',
-    GITHUB_ACTOR: 'octocat',
-    GITHUB_WORKSPACE: files.workspace,
-    GITHUB_OUTPUT: files.output,
-    GITHUB_STEP_SUMMARY: files.summary,
-    GITHUB_STATE: files.state,
-    RUNNER_TEMP: files.temp,
-  };
-  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
-  return env;
 }
 
 describe.each(['plain', 'basic'] as const)('the GitHub Action against a %s registry', (mode) => {
@@ -154,9 +130,7 @@ describe.each(['plain', 'basic'] as const)('the GitHub Action against a %s regis
     // The build runs in a group, with workflow commands off so RUN output cannot issue any.
     expect(main.stdout).toMatch(/^::group::Build\n::stop-commands::([0-9a-f-]+)\n::\1::\n::endgroup::$/m);
 
-    const postEnv: NodeJS.ProcessEnv = { ...env };
-    for (const [name, value] of Object.entries(state)) postEnv[`STATE_${name}`] = value;
-    const post = await runNode(path.join(dist, 'github-post.js'), postEnv, files.workspace);
+    const post = await runNode(path.join(dist, 'github-post.js'), postStepEnv(env, state), files.workspace);
     expect(post.code).toBe(0);
     expect(await readdir(files.temp)).toEqual([]);
   });

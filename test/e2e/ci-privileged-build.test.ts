@@ -3,7 +3,9 @@
  * bundled action re-run in its privileged role; the runner runs what sudo would run (the words
  * after `sudo -n --`), so the request/result round trip through the real bundle is what is tested.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -16,6 +18,12 @@ import { runTool } from '../harness/process.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 
 const bundle = path.resolve(import.meta.dirname, '../../dist/github-main.js');
+
+/** The words after `sudo -n --`. */
+function whatSudoRuns(invocation: ProcessInvocation): ProcessInvocation {
+  const [command = '', ...args] = invocation.args.slice(invocation.args.indexOf('--') + 1);
+  return { command, args };
+}
 
 describe('building through the privileged child (what sudo runs)', () => {
   let registry: TestRegistry;
@@ -52,8 +60,7 @@ describe('building through the privileged child (what sudo runs)', () => {
     });
     const asSudoWould: RunBuildContext['run'] = (invocation, options) => {
       invocations.push(invocation);
-      const [nodePath = '', ...rest] = invocation.args.slice(invocation.args.indexOf('--') + 1);
-      return spawnInheriting({ command: nodePath, args: rest }, options);
+      return spawnInheriting(whatSudoRuns(invocation), options);
     };
     return { options, workDir, invocations, context, asSudoWould };
   }
@@ -85,5 +92,36 @@ describe('building through the privileged child (what sudo runs)', () => {
     await expect(runBuild(options, context(async () => 1))).rejects.toThrow(/NOPASSWD/);
     const missing = Object.assign(new Error('spawn sudo ENOENT'), { code: 'ENOENT' });
     await expect(runBuild(options, context(() => Promise.reject(missing)))).rejects.toThrow(/sudo is not installed/);
+  });
+  it('says the build died, not that sudo failed, when the privileged child is killed mid-build', async () => {
+    // A registry that accepts and never answers: once the child connects, it is surely building.
+    const sockets: Socket[] = [];
+    let connected: () => void = () => undefined;
+    const firstConnection = new Promise<void>((resolve) => (connected = resolve));
+    const stalling = createServer((socket) => {
+      sockets.push(socket.resume());
+      connected();
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    const address = stalling.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    try {
+      const { options, context } = await setup(`FROM 127.0.0.1:${port}/never/answers\n`, 'child:4');
+      // What the OOM killer does: SIGKILL, so the child never reports its outcome.
+      const killedMidBuild: RunBuildContext['run'] = (invocation, runOptions) =>
+        new Promise((resolve, reject) => {
+          const { command, args } = whatSudoRuns(invocation);
+          const child = spawn(command, args, { cwd: runOptions.cwd, stdio: 'ignore' });
+          child.once('error', reject);
+          child.once('close', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 1)));
+          void firstConnection.then(() => child.kill('SIGKILL'));
+        });
+      const failure = runBuild(options, context(killedMidBuild));
+      await expect(failure).rejects.toThrow(BuildFailedError);
+      await expect(failure).rejects.toThrow('the privileged build exited with code 137 before reporting its outcome');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve, reject) => stalling.close((error) => (error ? reject(error) : resolve())));
+    }
   });
 });
