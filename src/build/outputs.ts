@@ -1,5 +1,6 @@
 /** Where a built image goes: registries (every --destination), a docker-archive, an OCI layout, digest files. */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Image } from '../image/image.js';
 import { parseReference, type Reference } from '../image/reference.js';
 import { writeDockerArchiveFile } from '../layout/docker-archive.js';
@@ -54,11 +55,17 @@ export async function writeLocalOutputs(image: Image, destinations: readonly Ref
     await writeDockerArchiveFile(options.tarPath, [{ image, tags: destinations.filter((d) => d.tag !== undefined).map((d) => d.toString()) }]);
   }
   if (options.ociLayoutPath !== undefined) await writeImageToLayout(options.ociLayoutPath, image);
-  if (options.digestFile !== undefined) await writeFile(options.digestFile, image.digest);
+  if (options.digestFile !== undefined) await writeOutputFile(options.digestFile, image.digest);
   if (options.imageNameWithDigestFile !== undefined) {
-    await writeFile(options.imageNameWithDigestFile, destinations.map((d) => `${d.name}@${image.digest}\n`).join(''));
+    await writeOutputFile(options.imageNameWithDigestFile, destinations.map((d) => `${d.name}@${image.digest}\n`).join(''));
   }
   if (options.imageNameTagWithDigestFile !== undefined) {
-    await writeFile(options.imageNameTagWithDigestFile, destinations.map((d) => `${d.name}:${d.tag ?? 'latest'}@${image.digest}\n`).join(''));
+    await writeOutputFile(options.imageNameTagWithDigestFile, destinations.map((d) => `${d.name}:${d.tag ?? 'latest'}@${image.digest}\n`).join(''));
   }
+}
+
+/** A digest file, in a directory made for it if it is missing (as the layouts and archives are). */
+async function writeOutputFile(file: string, content: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, content);
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -84,8 +84,11 @@ export async function writeDockerArchive(output: Writable, images: readonly Dock
 /** Writes the archive to `file` through a temp file beside it, so `file` is never half-written. */
 export async function writeDockerArchiveFile(file: string, images: readonly DockerArchiveImage[]): Promise<void> {
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.kiln-tmp-${randomBytes(6).toString('hex')}`);
+  await mkdir(path.dirname(file), { recursive: true });
+  // Opened before streaming: a stream that fails to open only says so in an event nobody awaits.
+  const handle = await open(temp, 'wx', 0o644);
   try {
-    await writeDockerArchive(createWriteStream(temp), images);
+    await writeDockerArchive(handle.createWriteStream(), images);
     await rename(temp, file);
   } catch (error) {
     await rm(temp, { force: true });

@@ -54,6 +54,15 @@ async function entriesOf(file: string): Promise<Entry[]> {
 }
 
 describe('writeDockerArchive', () => {
+  it('makes a missing parent directory, and reports a file it cannot create instead of hanging', async () => {
+    const image = await makeImage('nested');
+    const file = path.join(dir, 'not', 'yet', 'out.tar');
+    await writeDockerArchiveFile(file, [{ image, tags: ['x:1'] }]);
+    expect((await entriesOf(file)).map((e) => e.header.name)).toContain('manifest.json');
+    await writeFile(path.join(dir, 'plain-file'), '');
+    await expect(writeDockerArchiveFile(path.join(dir, 'plain-file', 'out.tar'), [{ image, tags: [] }])).rejects.toThrow(/ENOTDIR|EEXIST/);
+  });
+
   it('writes manifest.json, repositories, the config and the layer blobs, with fixed metadata', async () => {
     const image = await makeImage('one');
     const file = path.join(dir, 'out.tar');
