@@ -21,6 +21,7 @@ import { clearRoot, copyTree } from '../rootfs/tree-copy.js';
 import { resolveUser, type ResolvedUser } from '../rootfs/users.js';
 import { allCapabilities } from '../sandbox/capabilities.js';
 import { locateSandboxTools, runChrootStep, type SandboxTools, type StepFile } from '../sandbox/chroot-runner.js';
+import { prepareInPlaceMounts } from '../sandbox/in-place-mounts.js';
 import { runInPlaceStep } from '../sandbox/in-place-runner.js';
 import { toRunMountRequest } from '../sandbox/run-mounts.js';
 import { runIsInsecure, sandboxNetwork } from '../sandbox/step-options.js';
@@ -421,7 +422,7 @@ class StageBuilder {
     }
     try {
       const result = this.root === this.session.inPlace?.root
-        ? await this.runInPlace(resolved, command.argv, { workdir, user, capabilities })
+        ? await this.runInPlace(resolved, command.argv, { workdir, user, capabilities, rootOf })
         : await runChrootStep(
         {
           root: this.workRoot,
@@ -475,40 +476,55 @@ class StageBuilder {
   }
 
   /**
-   * A RUN step in the job container's own "/": no namespace can be made there, so what would need
-   * one (mounts, a network of its own) is refused rather than quietly done without.
+   * A RUN step in the job container's own "/": no namespace can be made there, so a network of its
+   * own is refused rather than quietly done without; RUN --mount is emulated without mounts
+   * (in-place-mounts.ts), its content gone again before the snapshot.
    */
   private async runInPlace(
     resolved: ResolvedInstruction,
     argv: readonly string[],
-    step: { workdir: string; user: ResolvedUser; capabilities: readonly string[] },
+    step: { workdir: string; user: ResolvedUser; capabilities: readonly string[]; rootOf: (from: string | undefined) => string },
   ): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }> {
     const instruction = resolved.instruction;
     const inPlace = this.session.inPlace;
     if (instruction.kind !== 'run' || inPlace === undefined) throw new Error('not an in-place RUN');
     const file = this.session.plan.file;
-    if ((instruction.mounts ?? []).length > 0) {
-      throw new BuildStepError(file, resolved.line, 'RUN --mount needs mount namespaces, which in-place isolation does not have: build with --isolation chroot where kiln may create namespaces');
-    }
     if (sandboxNetwork(instruction.network) === 'none') {
       throw new BuildStepError(file, resolved.line, 'RUN --network=none needs a network namespace, which in-place isolation does not have: use --isolation chroot');
     }
-    return runInPlaceStep(
+    const mounts = await prepareInPlaceMounts(
+      inPlace.root,
+      (instruction.mounts ?? []).map((mount) => toRunMountRequest(mount, step.rootOf, step.workdir)),
       {
-        argv,
-        // The same path when the root is "/"; a test's root directory keeps the step inside it.
-        workdir: await resolveInRoot(inPlace.root, step.workdir),
-        uid: step.user.uid,
-        gid: step.user.gid,
-        groups: step.user.groups,
-        capabilities: step.capabilities,
-        env: this.stepEnvironment(resolved),
-        stdout: this.session.runOutput,
-        stderr: this.session.runOutput,
-        ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
+        cacheRoot: join(this.session.options.kilnDir, 'cache-mounts'),
+        secrets: this.session.options.secrets,
+        hostEnv: this.session.env,
+        scratchDir: this.session.workspace.scratch,
+        protect: inPlace.protect,
+        warn: (line) => this.session.progress.info(`  warning: ${line}`),
       },
-      inPlace.runtime.tool('setpriv'),
     );
+    try {
+      return await runInPlaceStep(
+        {
+          argv,
+          // The same path when the root is "/"; a test's root directory keeps the step inside it.
+          workdir: await resolveInRoot(inPlace.root, step.workdir),
+          uid: step.user.uid,
+          gid: step.user.gid,
+          groups: step.user.groups,
+          capabilities: step.capabilities,
+          env: { ...this.stepEnvironment(resolved), ...mounts.env },
+          stdout: this.session.runOutput,
+          stderr: this.session.runOutput,
+          ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
+        },
+        inPlace.runtime.tool('setpriv'),
+      );
+    } finally {
+      // Before the snapshot, and whether or not the step succeeded: no layer may hold a mount's content.
+      await mounts.release();
+    }
   }
 
   private async copy(resolved: ResolvedInstruction): Promise<ChangeSet> {

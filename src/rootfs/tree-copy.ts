@@ -3,10 +3,10 @@
  * builds: once the container's "/" holds an image, the host's cp, tar and rm are the image's (or
  * gone), so nothing here may start a program.
  */
-import { chmod, copyFile, constants as fsConstants, lchown, link, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, constants as fsConstants, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
-import { lstatOrUndefined } from './lstat.js';
+import { errorCode, lstatOrUndefined } from './lstat.js';
 import type { RootPaths } from './root-paths.js';
 
 /**
@@ -55,6 +55,38 @@ export async function copyTree(from: string, to: string, options: TreeCopyOption
     await chmod(target, stats.mode & 0o7777);
     await lutimes(target, stats.atime, stats.mtime);
   }
+}
+
+/**
+ * Copies one entry of any type to `to`: a directory with everything below it (merged into one
+ * already there) and its own owner, mode and times, which {@link copyTree} leaves to the caller.
+ */
+export async function copyEntryTree(from: string, to: string, options: TreeCopyOptions): Promise<void> {
+  const stats = await lstat(from);
+  if (!stats.isDirectory()) {
+    await copyEntry(from, to, path.basename(from), stats, options, new Map());
+    return;
+  }
+  await copyTree(from, to, options);
+  await lchown(to, stats.uid, stats.gid);
+  await chmod(to, stats.mode & 0o7777);
+  await lutimes(to, stats.atime, stats.mtime);
+}
+
+/**
+ * rename(2), or where `from` and `to` lie on different filesystems (EXDEV; also overlayfs renaming
+ * a directory of a lower layer) a copy and a removal. A copy is new inodes with times to the
+ * millisecond: a snapshot may see what came back that way as changed.
+ */
+export async function moveEntry(from: string, to: string, options: TreeCopyOptions): Promise<void> {
+  try {
+    await rename(from, to);
+    return;
+  } catch (error) {
+    if (errorCode(error) !== 'EXDEV') throw error;
+  }
+  await copyEntryTree(from, to, options);
+  await rm(from, { recursive: true, force: true });
 }
 
 async function copyChildren(

@@ -82,6 +82,17 @@ export interface AcquiredCache {
 /** The most private copies of one cache id used at the same time before kiln gives up. */
 const maxPrivateCopies = 64;
 
+/** Fills a new cache directory (`into`, empty) with the content of its `from=` source. */
+export type CacheSeeder = (seed: string, into: string) => Promise<void>;
+
+/** The directory all copies of one cache id live in, `<cacheRoot>/<sha256(id)>`, made ready. */
+export async function cacheHome(cacheRoot: string, id: string): Promise<string> {
+  const home = join(cacheRoot, cacheDirectoryName(id));
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await writeFile(join(home, 'id'), `${id}\n`);
+  return home;
+}
+
 /**
  * The directory of a cache mount under `cacheRoot`, kept across builds:
  * `<cacheRoot>/<sha256(id)>/data` (and `data-N` for private copies), each with a `.lock` beside it.
@@ -95,9 +106,7 @@ export async function acquireCacheDirectory(
   tools: { flock: string; runCommand: CommandRunner },
   signal?: AbortSignal,
 ): Promise<AcquiredCache> {
-  const home = join(cacheRoot, cacheDirectoryName(request.id));
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  await writeFile(join(home, 'id'), `${request.id}\n`);
+  const home = await cacheHome(cacheRoot, request.id);
   let chosen: { directory: string; lock: HeldLock } | undefined;
   if (request.sharing === 'private') {
     for (let copy = 0; copy < maxPrivateCopies && chosen === undefined; copy++) {
@@ -113,7 +122,7 @@ export async function acquireCacheDirectory(
     chosen = { directory: join(home, 'data'), lock };
   }
   try {
-    await createCacheDirectory(chosen.directory, request, tools.runCommand);
+    await createCacheDirectory(chosen.directory, request, seedWithCp(tools.runCommand, request.id));
   } catch (error) {
     await chosen.lock.release();
     throw error;
@@ -121,12 +130,22 @@ export async function acquireCacheDirectory(
   return chosen;
 }
 
+/** `cp -a`, which keeps owners, modes, links and times. */
+function seedWithCp(runCommand: CommandRunner, id: string): CacheSeeder {
+  return async (seed, into) => {
+    const copied = await runCommand('cp', ['-a', '--', `${seed}/.`, `${into}/`]);
+    if (copied.exitCode !== 0) throw new CacheMountError(id, `cache ${id}: could not seed it from its from= source: ${copied.stderr.trim()}`);
+  };
+}
+
 /**
- * Made aside and renamed into place, so a concurrent shared user never sees it half seeded. Two
- * shared users creating the same new cache at once both build one; the second rename fails and its
- * copy is dropped (unless the first is still empty, in which case the second replaces it).
+ * Creates the cache directory when it does not exist yet (BuildKit's mode, owner and seed apply to
+ * a new cache only). Made aside and renamed into place, so a concurrent shared user never sees it
+ * half seeded. Two shared users creating the same new cache at once both build one; the second
+ * rename fails and its copy is dropped (unless the first is still empty, in which case the second
+ * replaces it).
  */
-async function createCacheDirectory(directory: string, request: CacheMountRequest, runCommand: CommandRunner): Promise<void> {
+export async function createCacheDirectory(directory: string, request: CacheMountRequest, seedWith: CacheSeeder): Promise<void> {
   const existing = await lstat(directory).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
@@ -138,10 +157,7 @@ async function createCacheDirectory(directory: string, request: CacheMountReques
   const fresh = `${directory}.new-${randomBytes(6).toString('hex')}`;
   try {
     await mkdir(fresh, { mode: 0o755 });
-    if (request.seed !== undefined) {
-      const copied = await runCommand('cp', ['-a', '--', `${request.seed}/.`, `${fresh}/`]);
-      if (copied.exitCode !== 0) throw new CacheMountError(request.id, `cache ${request.id}: could not seed it from its from= source: ${copied.stderr.trim()}`);
-    }
+    if (request.seed !== undefined) await seedWith(request.seed, fresh);
     await chmod(fresh, request.mode ?? 0o755);
     await chown(fresh, request.uid ?? 0, request.gid ?? 0);
     await rename(fresh, directory).catch((error: NodeJS.ErrnoException) => {

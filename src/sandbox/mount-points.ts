@@ -20,6 +20,19 @@ interface Stub {
   created: string[];
 }
 
+/** Gives a directory back its modification time, to the nanosecond where the means allow. */
+export type MtimeRestorer = (path: string, mtimeNs: bigint) => Promise<void>;
+
+/** Node's utimes goes through a double and loses nanoseconds; touch(1) takes them exactly. */
+export function touchMtime(runCommand: CommandRunner): MtimeRestorer {
+  return async (path, mtimeNs) => {
+    const seconds = mtimeNs / 1_000_000_000n;
+    const nanos = (mtimeNs % 1_000_000_000n).toString().padStart(9, '0');
+    const result = await runCommand('touch', ['-m', '-c', '-d', `@${seconds}.${nanos}`, path]);
+    if (result.exitCode !== 0) throw new MountPointError(path, `could not restore the modification time of ${path}: ${result.stderr.trim()}`);
+  };
+}
+
 interface ParentTimes {
   /** mtime (ns) before kiln created anything in it. */
   original: bigint;
@@ -39,17 +52,20 @@ interface ParentTimes {
 export class MountPointStubs {
   private readonly stubs: Stub[] = [];
   private readonly parents = new Map<string, ParentTimes>();
+  /** Parents the step left alone, as found when it ended ({@link stepEnded}). */
+  private untouched: [string, bigint][] | undefined;
 
   constructor(
     readonly root: string,
-    private readonly runCommand: CommandRunner,
+    private readonly restoreMtime: MtimeRestorer,
   ) {}
 
   /**
    * The host path of `target` inside the root, resolved as the step will see it (symlinks the image
-   * planted stay inside the root) and made to exist as `kind`.
+   * planted stay inside the root) and made to exist as `kind`; `created` says whether kiln made the
+   * mount point itself or found it in the image.
    */
-  async prepare(target: string, kind: MountPointKind): Promise<{ host: string; relative: string }> {
+  async prepare(target: string, kind: MountPointKind): Promise<{ host: string; relative: string; created: boolean }> {
     const relative = await resolveRelativeInRoot(this.root, target);
     if (relative === '') throw new MountPointError(target, `cannot mount over the root directory (target ${target})`);
     const components = pathComponents(relative);
@@ -69,13 +85,13 @@ export class MountPointStubs {
         }
         continue;
       }
-      if (created.length === 0) await this.rememberParent(dirname(host));
+      if (created.length === 0) await this.holdTimeOf(dirname(host));
       if (isLast && kind === 'file') await writeFile(host, '', { mode: 0o644, flag: 'wx' });
       else await mkdir(host, { mode: 0o755 });
       created.push(host);
     }
     if (created.length > 0) this.stubs.push({ created });
-    return { host: join(this.root, ...components), relative };
+    return { host: join(this.root, ...components), relative, created: created.length > 0 };
   }
 
   /** Call once every mount point exists, before the step starts. */
@@ -84,15 +100,19 @@ export class MountPointStubs {
   }
 
   /**
+   * Call when the step has ended, before kiln itself adds or removes anything in the parents again
+   * (in-place mounts, taken away): which of them the step left alone is read now.
+   */
+  async stepEnded(): Promise<void> {
+    this.untouched = await this.untouchedParents();
+  }
+
+  /**
    * Removes what {@link prepare} created, once the step's mounts are gone. Returns the host paths
    * left in place because the step wrote into them.
    */
   async remove(): Promise<string[]> {
-    const untouched: [string, bigint][] = [];
-    for (const [path, times] of this.parents) {
-      const now = await stat(path, { bigint: true }).catch(missingAsUndefined);
-      if (now !== undefined && now.mtimeNs === times.afterCreation) untouched.push([path, times.original]);
-    }
+    const untouched = this.untouched ?? (await this.untouchedParents());
     const kept: string[] = [];
     for (const stub of [...this.stubs].reverse()) {
       for (const path of [...stub.created].reverse()) {
@@ -109,20 +129,27 @@ export class MountPointStubs {
     }
     this.stubs.length = 0;
     this.parents.clear();
+    this.untouched = undefined;
     return kept;
   }
 
-  private async rememberParent(path: string): Promise<void> {
-    if (this.parents.has(path)) return;
-    this.parents.set(path, { original: (await stat(path, { bigint: true })).mtimeNs });
+  /**
+   * Call before kiln adds or removes an entry of `dir` for a mount (a stub, or what the image has
+   * at a target moved aside): its modification time is given back by {@link remove} unless the
+   * step changed it too.
+   */
+  async holdTimeOf(dir: string): Promise<void> {
+    if (this.parents.has(dir)) return;
+    this.parents.set(dir, { original: (await stat(dir, { bigint: true })).mtimeNs });
   }
 
-  /** Node's utimes goes through a double and loses nanoseconds; touch(1) takes them exactly. */
-  private async restoreMtime(path: string, mtimeNs: bigint): Promise<void> {
-    const seconds = mtimeNs / 1_000_000_000n;
-    const nanos = (mtimeNs % 1_000_000_000n).toString().padStart(9, '0');
-    const result = await this.runCommand('touch', ['-m', '-c', '-d', `@${seconds}.${nanos}`, path]);
-    if (result.exitCode !== 0) throw new MountPointError(path, `could not restore the modification time of ${path}: ${result.stderr.trim()}`);
+  private async untouchedParents(): Promise<[string, bigint][]> {
+    const untouched: [string, bigint][] = [];
+    for (const [path, times] of this.parents) {
+      const now = await stat(path, { bigint: true }).catch(missingAsUndefined);
+      if (now !== undefined && now.mtimeNs === times.afterCreation) untouched.push([path, times.original]);
+    }
+    return untouched;
   }
 }
 

@@ -19,8 +19,8 @@ import type { CommandRunner } from '../rootfs/command-runner.js';
 import { pathComponents, resolveInRoot } from '../rootfs/resolve-in-root.js';
 import { acquireCacheDirectory, type CacheSharing, type HeldLock } from './cache-mounts.js';
 import { secretDescriptors, type SandboxMount } from './chroot-command.js';
-import { MountPointStubs, type MountPointKind } from './mount-points.js';
-import { findSecret, type SecretSource } from './secrets.js';
+import { MountPointStubs, touchMtime, type MountPointKind } from './mount-points.js';
+import { findSecret, type AvailableSecret, type SecretSource } from './secrets.js';
 
 /** A path inside a directory tree (the build context, another stage's root), resolved inside it. */
 export interface RootedPath {
@@ -91,9 +91,10 @@ export interface PreparedMounts {
 
 /**
  * Checks made before touching anything: refusals BuildKit would make, and ones kiln makes for now.
+ * `maxSecretFiles`: the chroot sandbox hands each secret file down a descriptor of its own.
  * Pure; throws {@link RunMountError}.
  */
-export function checkMountRequests(requests: readonly RunMountRequest[]): void {
+export function checkMountRequests(requests: readonly RunMountRequest[], maxSecretFiles: number = secretDescriptors.length): void {
   const ssh = requests.find((request) => request.type === 'ssh');
   if (ssh !== undefined) {
     throw new RunMountError(
@@ -118,8 +119,8 @@ export function checkMountRequests(requests: readonly RunMountRequest[]): void {
     }
   }
   const secretFiles = requests.filter((request) => request.type === 'secret' && request.target !== undefined).length;
-  if (secretFiles > secretDescriptors.length) {
-    throw new RunMountError(`a RUN step may mount at most ${secretDescriptors.length} secrets as files (it asks for ${secretFiles})`);
+  if (secretFiles > maxSecretFiles) {
+    throw new RunMountError(`a RUN step may mount at most ${maxSecretFiles} secrets as files (it asks for ${secretFiles})`);
   }
 }
 
@@ -135,7 +136,7 @@ export async function prepareRunMounts(
   helpers: RunMountHelpers,
 ): Promise<PreparedMounts> {
   checkMountRequests(requests);
-  const stubs = new MountPointStubs(root, context.runCommand);
+  const stubs = new MountPointStubs(root, touchMtime(context.runCommand));
   const locks: HeldLock[] = [];
   const mounts: SandboxMount[] = [];
   const env: Record<string, string> = {};
@@ -155,10 +156,7 @@ export async function prepareRunMounts(
     for (const request of requests) {
       switch (request.type) {
         case 'bind': {
-          const source = await resolveInRoot(request.source.root, request.source.path);
-          const stats = await lstat(source).catch(missingAsUndefined);
-          if (stats === undefined) throw new RunMountError(`RUN --mount=type=bind: source ${request.source.path} not found`);
-          const kind: MountPointKind = stats.isDirectory() ? 'directory' : 'file';
+          const { source, kind } = await resolveBindSource(request.source);
           const target = (await stubs.prepare(request.target, kind)).host;
           if (request.readonly) {
             mounts.push({ kind: 'bind', source, target, readonly: true });
@@ -170,12 +168,7 @@ export async function prepareRunMounts(
         }
         case 'cache': {
           if (context.cacheRoot === undefined) throw new RunMountError('RUN --mount=type=cache needs a cache directory, and the build gave none');
-          let seed: string | undefined;
-          if (request.seed !== undefined) {
-            seed = await resolveInRoot(request.seed.root, request.seed.path);
-            const stats = await lstat(seed).catch(missingAsUndefined);
-            if (!stats?.isDirectory()) throw new RunMountError(`RUN --mount=type=cache: source ${request.seed.path} is not a directory`);
-          }
+          const seed = await resolveCacheSeed(request.seed);
           const cache = await acquireCacheDirectory(
             context.cacheRoot,
             { id: request.id, sharing: request.sharing, mode: request.mode, uid: request.uid, gid: request.gid, seed },
@@ -193,13 +186,8 @@ export async function prepareRunMounts(
           break;
         }
         case 'secret': {
-          const secret = await findSecret(request.id, context.secrets, context.hostEnv);
-          if (secret === undefined) {
-            if (request.required) {
-              throw new RunMountError(`secret ${request.id} is required by RUN --mount=type=secret but was not given (pass --secret id=${request.id},src=FILE or env=VARIABLE)`);
-            }
-            break;
-          }
+          const secret = await findMountSecret(request, context);
+          if (secret === undefined) break;
           if (request.env !== undefined) env[request.env] = (await secret.read()).toString('utf8');
           if (request.target !== undefined) {
             await needStaging();
@@ -220,6 +208,35 @@ export async function prepareRunMounts(
     throw error;
   }
   return { mounts, stagingDir, env, secretInputs, release };
+}
+
+/** A bind mount's source inside its own root, and whether it mounts as a directory or a file. */
+export async function resolveBindSource(source: RootedPath): Promise<{ source: string; kind: MountPointKind }> {
+  const host = await resolveInRoot(source.root, source.path);
+  const stats = await lstat(host).catch(missingAsUndefined);
+  if (stats === undefined) throw new RunMountError(`RUN --mount=type=bind: source ${source.path} not found`);
+  return { source: host, kind: stats.isDirectory() ? 'directory' : 'file' };
+}
+
+/** A cache mount's `from=`/`source=` directory inside its own root. */
+export async function resolveCacheSeed(seed: RootedPath | undefined): Promise<string | undefined> {
+  if (seed === undefined) return undefined;
+  const host = await resolveInRoot(seed.root, seed.path);
+  const stats = await lstat(host).catch(missingAsUndefined);
+  if (!stats?.isDirectory()) throw new RunMountError(`RUN --mount=type=cache: source ${seed.path} is not a directory`);
+  return host;
+}
+
+/** A secret mount's secret; undefined when it was not given and the mount does not require it. */
+export async function findMountSecret(
+  request: Extract<RunMountRequest, { type: 'secret' }>,
+  context: Pick<RunMountContext, 'secrets' | 'hostEnv'>,
+): Promise<AvailableSecret | undefined> {
+  const secret = await findSecret(request.id, context.secrets, context.hostEnv);
+  if (secret === undefined && request.required) {
+    throw new RunMountError(`secret ${request.id} is required by RUN --mount=type=secret but was not given (pass --secret id=${request.id},src=FILE or env=VARIABLE)`);
+  }
+  return secret;
 }
 
 function missingAsUndefined(error: NodeJS.ErrnoException): undefined {

@@ -3,43 +3,30 @@
  * the base unpacked over it around protected paths (kiln's runtime, the context, a mount point, an
  * --ignore-path), RUN steps started in it through the runtime's setpriv, snapshots walking it,
  * a stage copied out for the stage after it, and --cleanup emptying it. The real thing, in a
- * container's own "/", is test/e2e/executor-in-place.test.ts.
+ * container's own "/", is test/e2e/executor-in-place.test.ts; RUN --mount there is
+ * test/e2e/in-place-mounts.test.ts.
  * RUN commands here use relative paths only: the step's working directory is inside the test root,
  * while its programs (/bin/sh, echo) are the host's.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { executeBuild, type BuildResult } from '../../src/build/executor.js';
-import type { IsolationProbes } from '../../src/build/in-place.js';
-import { buildOptionsFromArguments } from '../../src/ci/cli-options.js';
-import { withRegistryAccess } from '../../src/cli/registry-access.js';
-import { pushBusyboxImage } from '../harness/base-images.js';
+import type { BuildResult } from '../../src/build/executor.js';
 import { readImageTree } from '../harness/image-tree.js';
-import { makeKilnRuntimeDir } from '../harness/kiln-runtime-dir.js';
+import { buildInPlace, startInPlaceFixture, type InPlaceFixture } from '../harness/in-place-build.js';
 import { runTool } from '../harness/process.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
-const inAContainer: IsolationProbes = { inContainer: async () => true, namespacesUnavailable: async () => 'no CAP_SYS_ADMIN (test)' };
-
 describe('in-place isolation over a root directory', () => {
-  let registry: TestRegistry;
-  let work: string;
+  let fixture: InPlaceFixture;
   let root: string;
-  let base: string;
   let volume: string;
 
   beforeAll(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'kiln-in-place-'));
-    registry = await startRegistry('plain');
-    base = (await pushBusyboxImage({ registry: registry.host, skopeoDestArgs: registry.skopeoDestArgs() })).reference;
-    root = path.join(work, 'root');
-    await makeKilnRuntimeDir(path.join(root, 'kiln'));
+    fixture = await startInPlaceFixture();
+    root = fixture.root;
     // A volume, as a container runtime mounts one: it must be neither unpacked over nor snapshotted.
     volume = path.join(root, 'srv', 'volume');
     await mkdir(volume, { recursive: true });
@@ -48,28 +35,11 @@ describe('in-place isolation over a root directory', () => {
   }, 120_000);
   afterAll(async () => {
     if (volume !== undefined) await runTool('umount', [volume]).catch(() => undefined);
-    await registry?.stop();
-    if (work !== undefined) await rm(work, { recursive: true, force: true });
+    await fixture?.stop();
   });
 
-  async function build(dockerfile: string, tag: string, extra: string[] = []): Promise<{ result: BuildResult; log: string }> {
-    const context = path.join(root, 'workspace');
-    await mkdir(context, { recursive: true });
-    await writeFile(path.join(context, 'Dockerfile'), dockerfile.replaceAll('BASE', base));
-    await writeFile(path.join(context, 'app.txt'), 'from the context\n');
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: path.join(work, 'home'), KILN_RUNTIME_DIR: path.join(root, 'kiln') };
-    const options = buildOptionsFromArguments(
-      ['--context', context, '--destination', `${registry.host}/in-place/${tag}`, '--kaniko-dir', path.join(root, 'kiln', 'work'), '--isolation', 'auto', ...extra],
-      env,
-    );
-    const stderr = new PassThrough();
-    const chunks: Buffer[] = [];
-    stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const result = await withRegistryAccess(options.registry, env, stderr, (access) =>
-      executeBuild(options, { env, stderr, registry: access, inPlaceRoot: root, isolationProbes: inAContainer }),
-    );
-    return { result, log: Buffer.concat(chunks).toString('utf8') };
-  }
+  const build = (dockerfile: string, tag: string, flags: string[] = []): Promise<{ result: BuildResult; log: string }> =>
+    buildInPlace(fixture, { dockerfile, tag, flags, files: { 'app.txt': 'from the context\n' } });
 
   it('builds a multi-stage Dockerfile in the root, leaving protected paths alone', async () => {
     const { result, log } = await build(
@@ -91,7 +61,7 @@ describe('in-place isolation over a root directory', () => {
     expect(log).toMatch(/over .*root \(in-place\)/);
     expect(log).toMatch(/keeping the stage's files for the stages after it/);
 
-    const tree = await readImageTree(`${registry.host}/in-place/multi:1`, { registry, reader: 'layers' });
+    const tree = await readImageTree(`${fixture.registry.host}/in-place/multi:1`, { registry: fixture.registry, reader: 'layers' });
     expect(result.digest).toMatch(/^sha256:/);
     const hash = (name: string): string | undefined => tree.entries.get(name)?.sha256;
     expect(hash('/out/both.txt')).toBe(sha256('from the context\nmade in the first stage\n'));
@@ -117,14 +87,14 @@ describe('in-place isolation over a root directory', () => {
     expect((await readdir(root)).sort()).toEqual(['kiln', 'srv', 'workspace']);
     expect((await readdir(path.join(root, 'srv'))).sort()).toEqual(['keep', 'volume']);
     expect(await readFile(path.join(root, 'srv', 'keep', 'k'), 'utf8')).toBe('kept\n');
-    const tree = await readImageTree(`${registry.host}/in-place/clean:2`, { registry, reader: 'layers' });
+    const tree = await readImageTree(`${fixture.registry.host}/in-place/clean:2`, { registry: fixture.registry, reader: 'layers' });
     expect(tree.entries.get('/two.txt')?.sha256).toBe(sha256('two\n'));
     expect(tree.entries.has('/one.txt')).toBe(false);
   }, 180_000);
 
-  it('refuses RUN --mount and gives the Dockerfile line', async () => {
-    await expect(build('FROM BASE\nRUN true\nRUN --mount=type=tmpfs,target=/t true\n', 'mount:1')).rejects.toThrow(
-      /Dockerfile:3: RUN --mount needs mount namespaces/,
+  it('refuses RUN --network=none and gives the Dockerfile line', async () => {
+    await expect(build('FROM BASE\nRUN true\nRUN --network=none true\n', 'network:1')).rejects.toThrow(
+      /Dockerfile:3: RUN --network=none needs a network namespace/,
     );
   }, 120_000);
 });
