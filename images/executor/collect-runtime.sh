@@ -2,8 +2,9 @@
 # Collects node, the shared libraries it links (found by its own dynamic loader, as ldd does), the
 # loader itself as lib/ld.so, and the CA bundle, under OUT/kiln. node is started through that loader,
 # so it needs nothing outside /kiln.
-# The util-linux tools chroot isolation runs (setpriv, unshare, flock) go to OUT/kiln/bin; they are
-# started directly, so their libraries and the loader are also kept at their usual paths under OUT.
+# The util-linux tools (setpriv, unshare, flock) go to OUT/kiln/bin with their libraries in both
+# places: OUT/kiln/lib, for in-place isolation, which starts them through kiln's loader once "/" may
+# have been replaced; and their usual paths under OUT, for chroot isolation, which starts them directly.
 # Usage: collect-runtime.sh NODE_BIN CA_BUNDLE OUT
 set -eu
 node_bin=$1
@@ -52,6 +53,7 @@ if [ -f /tmp/tool-libs ]; then
   sort -u /tmp/tool-libs | while read -r library; do
     mkdir -p "$root$(dirname "$library")"
     cp -L "$library" "$root$library"
+    cp -L "$library" "$out/lib/"
   done
   rm -f /tmp/tool-libs
 fi

@@ -167,7 +167,14 @@ function machineIsolationProbes(env: NodeJS.ProcessEnv): IsolationProbes {
       } catch (error) {
         return (error as Error).message;
       }
-      const result = await runHostCommand(tools.unshare, ['--mount', '--pid', '--fork', '--uts', '--ipc', tools.unshare, '--version']);
+      let result;
+      try {
+        result = await runHostCommand(tools.unshare, ['--mount', '--pid', '--fork', '--uts', '--ipc', tools.unshare, '--version']);
+      } catch (error) {
+        // After an in-place build with --cleanup the libraries it links are gone with the old root:
+        // it cannot start, so neither could chroot isolation.
+        return `${tools.unshare} cannot start: ${(error as Error).message}`;
+      }
       return result.exitCode === 0 ? undefined : `unshare: ${result.stderr.trim() || `exit code ${result.exitCode}`}`;
     },
   };

@@ -1,27 +1,25 @@
 /**
- * The executor image (images/executor/Dockerfile) built by kiln itself (this tree's bundle) from a
- * context laid out like the repository, FROM a node image made of the host's node and libraries,
+ * The executor image (images/executor/Dockerfile) built by kiln itself (test/harness/executor-image.ts),
  * pushed to a real registry, then read back with skopeo and umoci. The unpacked image is run under
  * chroot with nothing but its own files: kiln's runtime must not need anything outside /kiln.
+ * Builds inside the image under podman are in executor-in-place.test.ts.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { ImageConfig } from '../../src/image/types.js';
-import { pushBusyboxImage } from '../harness/base-images.js';
-import { bundleEntries } from '../harness/bundle-entries.js';
-import { pushNodeRuntimeImage } from '../harness/node-runtime-image.js';
+import { buildExecutorImages, executorEntrypoint as entrypoint, type ExecutorImages } from '../harness/executor-image.js';
+import { jobEnvironment, readComponent, renderComponent } from '../harness/gitlab-component.js';
 import { Podman } from '../harness/podman.js';
 import { runTool } from '../harness/process.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 
 const execFileAsync = promisify(execFile);
-const repositoryRoot = path.resolve(import.meta.dirname, '../..');
-const entrypoint = ['/kiln/lib/ld.so', '--library-path', '/kiln/lib', '/kiln/bin/node', '/kiln/dist/cli.js'];
+const templatePath = path.resolve(import.meta.dirname, '../../gitlab/templates/kiln.yml');
 
 interface Outcome {
   code: number;
@@ -42,44 +40,21 @@ async function run(command: string, args: readonly string[], env?: NodeJS.Proces
 describe('the executor image, built by kiln', () => {
   let registry: TestRegistry;
   let work: string;
-  let context: string;
-  let nodeImage: string;
+  let images: ExecutorImages;
   let busyboxImage: string;
   let podman: Podman | undefined;
-  const built: Record<'executor' | 'debug', string> = { executor: '', debug: '' };
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(os.tmpdir(), 'kiln-executor-image-'));
     registry = await startRegistry('plain');
-    nodeImage = await pushNodeRuntimeImage({ registry: registry.host, skopeoDestArgs: registry.skopeoDestArgs() });
-    busyboxImage = (await pushBusyboxImage({ registry: registry.host, skopeoDestArgs: registry.skopeoDestArgs() })).reference;
-    // The repository's layout, with a fresh bundle rather than whatever dist/ holds now.
-    context = path.join(work, 'context');
-    await cp(path.join(repositoryRoot, 'images/executor'), path.join(context, 'images/executor'), { recursive: true });
-    await bundleEntries(path.join(context, 'dist'), { cli: 'src/cli/main.ts', 'gitlab-main': 'src/ci/gitlab/main.ts' });
-    built.executor = await buildImage('kiln/executor:test', []);
-    built.debug = await buildImage('kiln/executor:debug', ['--target', 'debug']);
+    images = await buildExecutorImages({ registry, work });
+    busyboxImage = images.busyboxImage;
   }, 300_000);
   afterAll(async () => {
     await podman?.dispose();
     await registry?.stop();
     await rm(work, { recursive: true, force: true });
   });
-
-  async function buildImage(destination: string, extra: string[]): Promise<string> {
-    const result = await run(process.execPath, [
-      path.join(context, 'dist/cli.js'),
-      '--context', context,
-      '--dockerfile', 'images/executor/Dockerfile',
-      '--destination', `${registry.host}/${destination}`,
-      '--build-arg', `NODE_IMAGE=${nodeImage}`,
-      '--build-arg', `BUSYBOX_IMAGE=${busyboxImage}`,
-      '--kaniko-dir', path.join(work, 'kiln-dir'),
-      ...extra,
-    ]);
-    if (result.code !== 0) throw new Error(`kiln failed (${result.code}):\n${result.stderr}`);
-    return result.stdout.trim().split('\n').at(-1) ?? '';
-  }
 
   async function readBack(destination: string): Promise<{ config: ImageConfig; digest: string; rootfs: string }> {
     const ref = `docker://${registry.host}/${destination}`;
@@ -96,10 +71,16 @@ describe('the executor image, built by kiln', () => {
 
   it('holds node, its libraries, CA certificates and the bundle under /kiln, and runs kiln from there alone', async () => {
     const image = await readBack('kiln/executor:test');
-    expect(image.digest).toBe(built.executor);
+    expect(image.digest).toBe(images.executor.digest);
     expect(image.config.config?.Entrypoint).toEqual(entrypoint);
     expect(image.config.config?.Env).toEqual(
-      expect.arrayContaining(['PATH=/kiln/bin', 'DOCKER_CONFIG=/kiln/.docker/', 'NODE_EXTRA_CA_CERTS=/kiln/ssl/certs/ca-certificates.crt']),
+      expect.arrayContaining([
+        'PATH=/kiln/bin',
+        'DOCKER_CONFIG=/kiln/.docker/',
+        'NODE_EXTRA_CA_CERTS=/kiln/ssl/certs/ca-certificates.crt',
+        // kiln's work directory must outlive an in-place build too.
+        'KILN_DIR=/kiln/work',
+      ]),
     );
     expect(image.config.config?.WorkingDir).toBe('/workspace');
 
@@ -108,7 +89,7 @@ describe('the executor image, built by kiln', () => {
     expect((await stat(path.join(rootfs, 'kiln/.docker'))).isDirectory()).toBe(true);
     expect((await stat(path.join(rootfs, 'kiln/dist/gitlab-main.js'))).isFile()).toBe(true);
     // No shell, no busybox: the plain image is kiln's runtime and nothing else.
-    await expect(stat(path.join(rootfs, 'busybox'))).rejects.toThrow(/ENOENT/);
+    await expect(stat(path.join(rootfs, 'kiln/busybox'))).rejects.toThrow(/ENOENT/);
     await expect(stat(path.join(rootfs, 'bin'))).rejects.toThrow(/ENOENT/);
 
     // chroot isolation's util-linux tools are on the PATH, started directly (the usual library paths).
@@ -116,26 +97,41 @@ describe('the executor image, built by kiln', () => {
     expect(tools, tools.stderr).toMatchObject({ code: 0 });
     expect(tools.stdout).toContain('Capability bounding set');
 
-    // An in-place build replaces everything but /kiln: kiln must still start.
+    // An in-place build replaces everything but /kiln: kiln must still start, and so must the tools,
+    // through kiln's loader as in-place isolation launches them.
     for (const dir of ['lib', 'lib64', 'usr']) await rm(path.join(rootfs, dir), { recursive: true, force: true });
     expect((await readdir(rootfs)).sort()).toEqual(['kiln', 'workspace']);
     const version = await run('/usr/sbin/chroot', [rootfs, ...entrypoint, '--version'], { PATH: '/kiln/bin' });
     expect(version, version.stderr).toMatchObject({ code: 0 });
     expect(version.stdout.trim()).toBe(packageJson.version);
+    for (const [tool, args, output] of [
+      ['setpriv', ['--dump'], /Capability bounding set/],
+      ['unshare', ['--version'], /util-linux/],
+      ['flock', ['--version'], /util-linux/],
+    ] as const) {
+      const ran = await run('/usr/sbin/chroot', [rootfs, '/kiln/lib/ld.so', '--library-path', '/kiln/lib', `/kiln/bin/${tool}`, ...args], { PATH: '/kiln/bin' });
+      expect(ran, `${tool}: ${ran.stderr}`).toMatchObject({ code: 0 });
+      expect(ran.stdout).toMatch(output);
+    }
   }, 300_000);
 
   it('has a debug variant with a busybox shell and kiln, kiln-gitlab on its PATH', async () => {
     const image = await readBack('kiln/executor:debug');
-    expect(image.digest).toBe(built.debug);
+    expect(image.digest).toBe(images.debug.digest);
     expect(image.config.config?.Entrypoint).toEqual(entrypoint);
-    expect(image.config.config?.Env).toEqual(expect.arrayContaining(['PATH=/kiln/bin:/busybox', 'DOCKER_CONFIG=/kiln/.docker/']));
+    expect(image.config.config?.Env).toEqual(expect.arrayContaining(['PATH=/kiln/bin:/kiln/busybox', 'DOCKER_CONFIG=/kiln/.docker/', 'KILN_DIR=/kiln/work']));
+    // The shell lives under /kiln, which an in-place build leaves alone: nothing at the old /busybox.
+    await expect(stat(path.join(image.rootfs, 'busybox'))).rejects.toThrow(/ENOENT/);
 
-    // As GitLab runs `script:`: a shell found on the image's PATH, the component's command on it.
-    const env = { PATH: '/kiln/bin:/busybox', HOME: '/root' };
-    const version = await run('/usr/sbin/chroot', [image.rootfs, '/busybox/sh', '-c', 'kiln --version'], env);
+    // As GitLab runs `script:`: a shell found on the image's PATH, the component's command on it,
+    // with nothing but /kiln left (as after an in-place build).
+    for (const dir of ['lib', 'lib64', 'usr']) await rm(path.join(image.rootfs, dir), { recursive: true, force: true });
+    expect((await readdir(image.rootfs)).sort()).toEqual(['kiln', 'workspace']);
+    const env = { PATH: '/kiln/bin:/kiln/busybox', HOME: '/root' };
+    const version = await run('/usr/sbin/chroot', [image.rootfs, '/kiln/busybox/sh', '-c', 'kiln --version'], env);
     expect(version, version.stderr).toMatchObject({ code: 0 });
     expect(version.stdout.trim()).toBe(packageJson.version);
-    const job = await run('/usr/sbin/chroot', [image.rootfs, '/busybox/sh', '-c', 'cd /workspace && kiln-gitlab'], env);
+    const job = await run('/usr/sbin/chroot', [image.rootfs, '/kiln/busybox/sh', '-c', 'cd /workspace && kiln-gitlab'], env);
     expect(job.code).toBe(2);
     expect(job.stderr).toMatch(/no destination/);
   }, 300_000);
@@ -143,7 +139,7 @@ describe('the executor image, built by kiln', () => {
   it('runs under podman (runc, default capabilities): kiln copies an image between registries', async () => {
     podman = await Podman.create();
     const target = `${registry.host}/copied/busybox:1`;
-    const copied = await podman.runOk(`${registry.host}/kiln/executor:test`, {
+    const copied = await podman.runOk(images.executor.reference, {
       registry,
       network: 'host',
       command: ['copy', busyboxImage, target],
@@ -153,7 +149,7 @@ describe('the executor image, built by kiln', () => {
     expect(copied.stdout.trim().split('\n').at(-1)).toBe(stdout.trim());
 
     // The debug image as GitLab's docker executor starts it: entrypoint cleared, the script in its shell.
-    const script = await podman.runOk(`${registry.host}/kiln/executor:debug`, {
+    const script = await podman.runOk(images.debug.reference, {
       registry,
       entrypoint: [''],
       command: ['sh', '-c', 'kiln --version && echo "$DOCKER_CONFIG"'],
@@ -161,35 +157,47 @@ describe('the executor image, built by kiln', () => {
     expect(script.stdout).toBe(`${packageJson.version}\n/kiln/.docker/\n`);
   }, 300_000);
 
-  it('runs the GitLab job in the debug image under podman, as the docker executor would', async () => {
+  it('runs the GitLab component\'s job (its defaults) in the debug image under podman, as the docker executor would', async () => {
     podman ??= await Podman.create();
     const project = path.join(work, 'gitlab-project');
     await mkdir(project, { recursive: true });
-    // No RUN step: building inside an unprivileged container needs in-place isolation (not yet there).
-    await writeFile(path.join(project, 'Dockerfile'), `FROM ${busyboxImage}\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`);
+    // A RUN step: in an unprivileged job container the component's default isolation (auto) must
+    // pick in-place, with no input set for it.
+    await writeFile(
+      path.join(project, 'Dockerfile'),
+      `FROM ${busyboxImage}\nCOPY app.txt /app.txt\nRUN echo "ran as $(id -u) with $(ls /proc/self/fd | wc -l) fds" > /ran\nCMD ["cat", "/app.txt", "/ran"]\n`,
+    );
     await writeFile(path.join(project, 'app.txt'), 'built in GitLab\n');
     const projectDir = '/builds/group/project';
-    const job = await podman.run(`${registry.host}/kiln/executor:debug`, {
+    const [job] = Object.values(renderComponent(await readComponent(templatePath), { image: images.debug.reference }));
+    if (job?.image === undefined) throw new Error('the template renders no job with an image');
+    expect(job.image.name).toBe(images.debug.reference);
+    const env = jobEnvironment(job, {
+      CI: 'true',
+      GITLAB_CI: 'true',
+      CI_PROJECT_DIR: projectDir,
+      CI_REGISTRY_IMAGE: `${registry.host}/group/project`,
+      CI_COMMIT_REF_SLUG: 'main',
+    });
+    const run = await podman.run(job.image.name, {
       registry,
       network: 'host',
-      entrypoint: [''],
+      ...(job.image.entrypoint !== undefined ? { entrypoint: job.image.entrypoint } : {}),
       workdir: projectDir,
       extraArgs: ['--volume', `${project}:${projectDir}`],
-      env: {
-        CI_PROJECT_DIR: projectDir,
-        CI_REGISTRY_IMAGE: `${registry.host}/group/project`,
-        CI_COMMIT_REF_SLUG: 'main',
-        KILN_DOCKERFILE: 'Dockerfile',
-        KILN_DOTENV: 'kiln.env',
-      },
-      command: ['sh', '-c', 'kiln-gitlab --cache=false --snapshot-mode=full'],
+      env,
+      // The runner feeds the script to the image's shell, which stops at the first failing line.
+      command: ['sh', '-c', ['set -e', ...job.script].join('\n')],
+      timeoutMs: 240_000,
     });
-    expect(job.exitCode, job.stderr).toBe(0);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/isolation: in-place/);
     const srcArgs = registry.skopeoSrcArgs().map((arg) => arg.replace(/^--src-/, '--'));
     const { stdout } = await runTool('skopeo', ['inspect', '--format', '{{.Digest}}', ...srcArgs, `docker://${registry.host}/group/project:main`]);
     const digest = stdout.trim();
     expect(await readFile(path.join(project, 'kiln.env'), 'utf8')).toContain(`KILN_DIGEST=${digest}\nKILN_IMAGE=${registry.host}/group/project@${digest}\n`);
     const ran = await podman.runOk(`${registry.host}/group/project:main`, { registry });
-    expect(ran.stdout).toBe('built in GitLab\n');
+    // Standard input, output and error, and the one ls opened: nothing of kiln's leaks into the step.
+    expect(ran.stdout).toBe('built in GitLab\nran as 0 with 4 fds\n');
   }, 300_000);
 });

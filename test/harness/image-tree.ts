@@ -11,7 +11,8 @@
  *   const peer = await readImageTree((await buildah.build({ context, destination, registry })).reference, { registry, reader: 'layers' });
  *   expect(diffTrees(kiln, peer, { ignore: [...buildahExceptions('b'), { path: '/x', fields: ['mode'], reason: '…' }] })).toEqual([]);
  *
- * findInImage() searches the manifest, config and every layer for a string (secrets tests).
+ * findInImage() searches the manifest, config and every layer for a string (secrets tests);
+ * listImageLayers() lists what each layer holds (what a build added, layer by layer).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -21,7 +22,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ContainerConfig, Descriptor, ImageConfig, Manifest } from '../../src/image/types.js';
 import { registryFlags, type RegistryAccess } from './containers.js';
-import { applyLayoutLayers, searchLayoutLayers, type LayerHit } from './layer-tree.js';
+import { applyLayoutLayers, listLayoutLayers, searchLayoutLayers, type LayerHit, type LayerListing } from './layer-tree.js';
 import { runTool } from './process.js';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'char-device' | 'block-device' | 'fifo' | 'socket';
@@ -188,6 +189,16 @@ export async function findInImage(source: string, needle: string | Buffer, optio
     if (Buffer.from(fetched.configText).includes(bytes)) hits.push({ where: 'config' });
     for (const hit of await searchLayoutLayers(fetched.layoutDir, bytes)) hits.push({ where: 'layer', ...hit });
     return hits;
+  } finally {
+    await rm(fetched.work, { recursive: true, force: true });
+  }
+}
+
+/** Every layer of the image, in order, with the paths its tar holds (whiteouts included). */
+export async function listImageLayers(source: string, options: { registry?: RegistryAccess } = {}): Promise<LayerListing[]> {
+  const fetched = await fetchImage(source, options.registry);
+  try {
+    return await listLayoutLayers(fetched.layoutDir);
   } finally {
     await rm(fetched.work, { recursive: true, force: true });
   }

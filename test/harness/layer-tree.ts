@@ -40,10 +40,7 @@ export class LayerTreeError extends Error {
 
 /** The root filesystem of the one image in the OCI layout `layoutDir`, applied layer by layer. */
 export async function applyLayoutLayers(layoutDir: string): Promise<Map<string, TreeEntry>> {
-  const index = JSON.parse(await readFile(path.join(layoutDir, 'index.json'), 'utf8')) as ImageIndex;
-  const manifestDescriptor = index.manifests[0];
-  if (manifestDescriptor === undefined) throw new Error(`${layoutDir}: index.json lists no manifest`);
-  const manifest = JSON.parse(await readFile(blobPath(layoutDir, manifestDescriptor.digest), 'utf8')) as ImageManifest;
+  const manifest = await layoutManifest(layoutDir);
   const paths = new Map<string, Inode>([['/', { type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 }]]);
   for (const layer of manifest.layers) await applyLayer(blobPath(layoutDir, layer.digest), layer.digest, paths);
   const links = new Map<Inode, number>();
@@ -55,6 +52,14 @@ export async function applyLayoutLayers(layoutDir: string): Promise<Map<string, 
     entries.set(entryPath, entry);
   }
   return entries;
+}
+
+/** The manifest of the one image in the OCI layout. */
+async function layoutManifest(layoutDir: string): Promise<ImageManifest> {
+  const index = JSON.parse(await readFile(path.join(layoutDir, 'index.json'), 'utf8')) as ImageIndex;
+  const manifestDescriptor = index.manifests[0];
+  if (manifestDescriptor === undefined) throw new Error(`${layoutDir}: index.json lists no manifest`);
+  return JSON.parse(await readFile(blobPath(layoutDir, manifestDescriptor.digest), 'utf8')) as ImageManifest;
 }
 
 function blobPath(layoutDir: string, digest: string): string {
@@ -139,10 +144,7 @@ export interface LayerHit {
  */
 export async function searchLayoutLayers(layoutDir: string, needle: Buffer): Promise<LayerHit[]> {
   if (needle.length === 0) throw new Error('searchLayoutLayers: empty needle');
-  const index = JSON.parse(await readFile(path.join(layoutDir, 'index.json'), 'utf8')) as ImageIndex;
-  const manifestDescriptor = index.manifests[0];
-  if (manifestDescriptor === undefined) throw new Error(`${layoutDir}: index.json lists no manifest`);
-  const manifest = JSON.parse(await readFile(blobPath(layoutDir, manifestDescriptor.digest), 'utf8')) as ImageManifest;
+  const manifest = await layoutManifest(layoutDir);
   const hits: LayerHit[] = [];
   for (const layer of manifest.layers) {
     const extract = tar.extract();
@@ -166,6 +168,30 @@ export async function searchLayoutLayers(layoutDir: string, needle: Buffer): Pro
     await feeding;
   }
   return hits;
+}
+
+/** One layer's entries as its tar lists them (whiteouts included), normalised to absolute paths. */
+export interface LayerListing {
+  digest: string;
+  paths: string[];
+}
+
+/** Every layer of the layout's image, in order, with the paths it holds (contents are not read). */
+export async function listLayoutLayers(layoutDir: string): Promise<LayerListing[]> {
+  const manifest = await layoutManifest(layoutDir);
+  const listings: LayerListing[] = [];
+  for (const layer of manifest.layers) {
+    const extract = tar.extract();
+    const feeding = pipeline(await decompressed(blobPath(layoutDir, layer.digest)), extract);
+    const paths: string[] = [];
+    for await (const entry of extract) {
+      paths.push(normalise(entry.header.name));
+      entry.resume();
+    }
+    await feeding;
+    listings.push({ digest: layer.digest, paths });
+  }
+  return listings;
 }
 
 function ensureParents(paths: Map<string, Inode>, name: string, addedHere: Set<string>): void {
