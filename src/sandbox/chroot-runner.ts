@@ -3,7 +3,9 @@ import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
+import { runCommand } from '../rootfs/command-runner.js';
 import { chrootCommand, type ChrootStep } from './chroot-command.js';
+import { MountPointStubs, touchMtime } from './mount-points.js';
 import { prepareRunMounts, type RunMountContext, type RunMountRequest } from './run-mounts.js';
 
 export interface RunStepRequest extends Omit<ChrootStep, 'hostFiles' | 'tools' | 'mounts' | 'stagingDir'> {
@@ -56,32 +58,29 @@ async function ensureMountDirectory(root: string, name: string): Promise<void> {
  * Files a step sees in place of the image's own (resolv.conf, hosts, hostname), as a runtime gives a
  * container: private writable copies, so a step may change them but nothing it does reaches the
  * root. Each is mounted over a regular file of the root; a missing one is created empty for the
- * step and removed afterwards (returned), so it never reaches a snapshot; a symlink is never
- * mounted over, since the mount would follow it on the host side.
+ * step and removed afterwards, its directory's mtime given back (as BuildKit does), so it never
+ * reaches a snapshot; a symlink is never mounted over, since the mount would follow it on the host side.
  */
 async function prepareStepFiles(
   root: string,
   files: readonly StepFile[],
   copies: string,
-): Promise<{ mounts: { source: string; target: string }[]; created: string[] }> {
+  stubs: MountPointStubs,
+): Promise<{ source: string; target: string }[]> {
   const mounts: { source: string; target: string }[] = [];
-  const created: string[] = [];
   for (const [index, file] of files.entries()) {
     const target = join(root, file.path);
     const parent = await lstat(dirname(target)).catch(() => undefined);
     if (!parent?.isDirectory()) continue;
     const stats = await lstat(target).catch(() => undefined);
-    if (stats === undefined) {
-      await writeFile(target, '', { mode: 0o644, flag: 'wx' });
-      created.push(target);
-    } else if (!stats.isFile()) {
-      continue;
-    }
+    if (stats === undefined) await stubs.prepare(file.path, 'file');
+    else if (!stats.isFile()) continue;
     const source = join(copies, String(index));
     await writeFile(source, file.content, { mode: 0o644 });
     mounts.push({ source, target });
   }
-  return { mounts, created };
+  await stubs.seal();
+  return mounts;
 }
 
 export interface SandboxTools {
@@ -95,7 +94,8 @@ export interface SandboxTools {
 export async function runChrootStep(request: RunStepRequest, tools: SandboxTools): Promise<StepResult> {
   for (const name of ['proc', 'dev', 'sys']) await ensureMountDirectory(request.root, name);
   const copies = await mkdtemp(join(tmpdir(), 'kiln-step-files-'));
-  const { mounts: hostFiles, created } = await prepareStepFiles(request.root, request.hostFiles, copies);
+  const stubs = new MountPointStubs(request.root, touchMtime(runCommand));
+  const hostFiles = await prepareStepFiles(request.root, request.hostFiles, copies, stubs);
   try {
     const prepared = request.runMounts
       ? await prepareRunMounts(request.root, request.runMounts.requests, request.runMounts.context, { flock: tools.flock, signal: request.signal })
@@ -113,7 +113,7 @@ export async function runChrootStep(request: RunStepRequest, tools: SandboxTools
     const released = await prepared?.release();
     return { ...outcome, keptMountPoints: released?.kept ?? [] };
   } finally {
-    await Promise.all([...created.map((path) => rm(path, { force: true })), rm(copies, { recursive: true, force: true })]);
+    await Promise.all([stubs.remove(), rm(copies, { recursive: true, force: true })]);
   }
 }
 
