@@ -190,9 +190,13 @@ async function prepareInPlaceRoot(options: BuildOptions, contextRoot: string, de
     );
   }
   const root = await realOrAsGiven(deps.inPlaceRoot ?? '/');
-  const markers = [];
-  for (const marker of containerMarkers) if (await exists(marker)) markers.push(marker);
-  const hostPaths = await Promise.all([...buildHostPaths(options, contextRoot, deps.env), ...markers].map(realOrAsGiven));
+  const kept = [];
+  for (const marker of containerMarkers) if (await exists(marker)) kept.push(marker);
+  // The directory kiln was started in (the executor image's /workspace) stays, even when it is
+  // not the context: the job's shell goes on in it after the build.
+  const cwd = await realOrAsGiven(process.cwd());
+  if (cwd !== root) kept.push(cwd);
+  const hostPaths = await Promise.all([...buildHostPaths(options, contextRoot, deps.env), ...kept].map(realOrAsGiven));
   const protect = protectedPaths({
     root,
     mountInfo: await readFile('/proc/self/mountinfo', 'utf8'),

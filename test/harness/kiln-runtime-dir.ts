@@ -5,18 +5,14 @@
  */
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { runTool } from './process.js';
+import { sharedLibraries } from './node-runtime-image.js';
 
 export async function makeKilnRuntimeDir(dir: string): Promise<string> {
   await mkdir(path.join(dir, 'bin'), { recursive: true });
   await mkdir(path.join(dir, 'lib'), { recursive: true });
-  const { stdout } = await runTool('ldd', ['/usr/bin/setpriv']);
-  for (const line of stdout.split('\n')) {
-    const library = /=>\s+(\/\S+)/.exec(line)?.[1];
-    if (library !== undefined) await copyFile(library, path.join(dir, 'lib', path.basename(library)));
-    const loader = /^\s*(\/\S*ld-linux\S*)\s/.exec(line)?.[1];
-    if (loader !== undefined) await copyFile(loader, path.join(dir, 'lib', 'ld.so'));
-  }
+  const { loader, libraries } = await sharedLibraries('/usr/bin/setpriv');
+  await copyFile(loader, path.join(dir, 'lib', 'ld.so'));
+  for (const library of libraries) await copyFile(library, path.join(dir, 'lib', path.basename(library)));
   await copyFile('/usr/bin/setpriv', path.join(dir, 'bin', 'setpriv'));
   return dir;
 }
