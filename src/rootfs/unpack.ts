@@ -244,10 +244,12 @@ class LayerApplier {
     if (this.added.has(relative)) return; // whiteouts apply to lower layers only
     const protect = this.options.protect;
     if (protect?.covers(relative)) return;
-    if (protect?.holdsBelow(relative)) {
-      await this.clearExcept(`${relative}/`, path.join(parent.host, hidden), new Set());
+    const host = path.join(parent.host, hidden);
+    // Only a real directory is emptied around what it holds: a symlink is removed, never walked.
+    if (protect?.holdsBelow(relative) && (await lstatOrUndefined(host))?.isDirectory()) {
+      await this.clearExcept(`${relative}/`, host, new Set());
     } else {
-      await rm(path.join(parent.host, hidden), { recursive: true, force: true });
+      await rm(host, { recursive: true, force: true });
     }
     this.resolver.invalidate();
   }
@@ -276,9 +278,11 @@ class LayerApplier {
       const relative = prefix + child;
       if (this.added.has(relative) || this.options.protect?.covers(relative)) continue;
       const childHost = path.join(host, child);
-      if (keepAncestors.has(relative) || this.options.protect?.holdsBelow(relative)) {
-        // This layer wrote something below it without an entry for the directory itself: the
-        // directory stays for that, but what lower layers had in it is hidden all the same.
+      const holds = keepAncestors.has(relative) || this.options.protect?.holdsBelow(relative) === true;
+      if (holds && (await lstatOrUndefined(childHost))?.isDirectory()) {
+        // This layer wrote something below it without an entry for the directory itself, or it
+        // holds a protected path: the directory stays for that, but what lower layers had in it
+        // is hidden all the same.
         await this.clearExcept(`${relative}/`, childHost, keepAncestors);
         continue;
       }

@@ -107,5 +107,7 @@ export function grantableCapabilities(request: CapabilityRequest, own: { boundin
   const explicit = request.insecure ? [] : request.add.map(normaliseCapabilityName).filter((cap) => cap !== 'ALL');
   assertCapabilitiesAvailable(explicit, own);
   if (request.insecure) return { capabilities: wanted.filter(held), missingDefaults: [] };
-  return { capabilities: wanted.filter(held), missingDefaults: wanted.filter((cap) => !held(cap)) };
+  // `--cap-add ALL` asks for whatever there is: only the defaults a step would lack are worth a word.
+  const missingDefaults = wanted.filter((cap) => !held(cap) && dockerDefaultCapabilities.includes(cap));
+  return { capabilities: wanted.filter(held), missingDefaults };
 }

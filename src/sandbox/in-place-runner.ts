@@ -48,6 +48,8 @@ const outputGraceMs = 2000;
 /** Runs the step in the current root and waits for it; what it left running is killed. */
 export async function runInPlaceStep(step: InPlaceStep, setpriv: readonly string[]): Promise<Omit<StepResult, 'keptMountPoints'>> {
   const argv = inPlaceCommand(step, setpriv);
+  // An abort listener added now would never fire: a build already interrupted starts nothing.
+  if (step.signal?.aborted) throw interruption(step.signal);
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0] as string, argv.slice(1), {
       cwd: step.workdir,
@@ -78,7 +80,7 @@ export async function runInPlaceStep(step: InPlaceStep, setpriv: readonly string
       const finish = (): void => {
         clearTimeout(timer);
         if (step.signal?.aborted) {
-          reject(step.signal.reason instanceof Error ? step.signal.reason : new Error('the build was interrupted'));
+          reject(interruption(step.signal));
           return;
         }
         resolve({ exitCode, signal });
@@ -93,4 +95,8 @@ export async function runInPlaceStep(step: InPlaceStep, setpriv: readonly string
       child.once('close', finish);
     });
   });
+}
+
+function interruption(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('the build was interrupted');
 }

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CapabilityError,
+  allCapabilities,
   assertCapabilitiesAvailable,
   capabilitiesFromStatus,
   decodeCapabilityMask,
   dockerDefaultCapabilities,
+  grantableCapabilities,
   normaliseCapabilityName,
   resolveCapabilities,
 } from '../../../src/sandbox/capabilities.js';
@@ -37,6 +40,52 @@ describe('capabilities', () => {
     const own = { bounding: ['CHOWN', 'SYS_CHROOT'], effective: ['CHOWN', 'SYS_CHROOT'] };
     expect(() => assertCapabilitiesAvailable(['CHOWN'], own)).not.toThrow();
     expect(() => assertCapabilitiesAvailable(['CHOWN', 'SYS_PTRACE'], own)).toThrow(/CAP_SYS_PTRACE.*docker run --cap-add SYS_PTRACE/);
+  });
+});
+
+describe('grantableCapabilities', () => {
+  // podman's default set: Docker's less AUDIT_WRITE, MKNOD and NET_RAW.
+  const podmanDefaults = dockerDefaultCapabilities.filter((cap) => !['AUDIT_WRITE', 'MKNOD', 'NET_RAW'].includes(cap));
+  const podman = { bounding: [...podmanDefaults], effective: [...podmanDefaults] };
+
+  it('leaves out, and lists, the Docker defaults the process lacks', () => {
+    const granted = grantableCapabilities({ add: [], drop: [] }, podman);
+    expect(granted.missingDefaults).toEqual(['NET_RAW', 'MKNOD', 'AUDIT_WRITE']);
+    expect([...granted.capabilities].sort()).toEqual([...podmanDefaults].sort());
+    const everything = { bounding: allCapabilities(), effective: allCapabilities() };
+    expect(grantableCapabilities({ add: [], drop: [] }, everything)).toEqual({ capabilities: resolveCapabilities({ add: [], drop: [] }), missingDefaults: [] });
+  });
+
+  it('counts a capability as held only when it is both in the bounding and the effective set', () => {
+    const granted = grantableCapabilities({ add: [], drop: [] }, { bounding: [...podmanDefaults, 'NET_RAW'], effective: [...podmanDefaults, 'MKNOD'] });
+    expect(granted.missingDefaults).toEqual(['NET_RAW', 'MKNOD', 'AUDIT_WRITE']);
+    expect(granted.capabilities).not.toContain('NET_RAW');
+    expect(granted.capabilities).not.toContain('MKNOD');
+  });
+
+  it('fails up front on an explicit --cap-add the process lacks, even a default one', () => {
+    expect(() => grantableCapabilities({ add: ['cap_sys_ptrace'], drop: [] }, podman)).toThrow(CapabilityError);
+    expect(() => grantableCapabilities({ add: ['SYS_PTRACE'], drop: [] }, podman)).toThrow(/CAP_SYS_PTRACE/);
+    expect(() => grantableCapabilities({ add: ['NET_RAW'], drop: [] }, podman)).toThrow(/CAP_NET_RAW/);
+    const withPtrace = { bounding: [...podmanDefaults, 'SYS_PTRACE'], effective: [...podmanDefaults, 'SYS_PTRACE'] };
+    expect(grantableCapabilities({ add: ['SYS_PTRACE'], drop: [] }, withPtrace).capabilities).toContain('SYS_PTRACE');
+  });
+
+  it('applies --cap-drop ALL --cap-add X as only X, with nothing missing', () => {
+    expect(grantableCapabilities({ add: ['CHOWN'], drop: ['ALL'] }, podman)).toEqual({ capabilities: ['CHOWN'], missingDefaults: [] });
+    expect(grantableCapabilities({ add: [], drop: ['ALL'] }, podman)).toEqual({ capabilities: [], missingDefaults: [] });
+    expect(() => grantableCapabilities({ add: ['MKNOD'], drop: ['ALL'] }, podman)).toThrow(CapabilityError);
+    expect(grantableCapabilities({ add: [], drop: ['NET_RAW', 'MKNOD'] }, podman).missingDefaults).toEqual(['AUDIT_WRITE']);
+  });
+
+  it('grants what the process holds for --cap-add ALL and --security=insecure, listing only missing defaults', () => {
+    const all = grantableCapabilities({ add: ['ALL'], drop: [] }, podman);
+    expect([...all.capabilities].sort()).toEqual([...podmanDefaults].sort());
+    expect(all.missingDefaults).toEqual(['NET_RAW', 'MKNOD', 'AUDIT_WRITE']);
+    expect(grantableCapabilities({ add: ['SYS_ADMIN'], drop: [], insecure: true }, podman)).toEqual({
+      capabilities: resolveCapabilities({ add: [], drop: [] }).filter((cap) => podmanDefaults.includes(cap)),
+      missingDefaults: [],
+    });
   });
 });
 
