@@ -113,14 +113,15 @@ export function protectedPaths(inputs: ProtectedInputs): RootPaths {
 }
 
 /**
- * Every host path the build reads or writes after the root is replaced: kiln's work directory, the
- * context, Docker's config, certificates, secrets and the local outputs.
+ * Every host path the build reads or writes after the root is replaced: kiln's work and cache
+ * directories, the context, Docker's config, certificates, secrets and the local outputs.
  */
 export function buildHostPaths(options: BuildOptions, contextRoot: string, env: NodeJS.ProcessEnv): string[] {
   const transport = options.registry;
   const home = env.HOME ?? '/root';
   return [
     options.kilnDir,
+    ...(options.cacheDir === undefined ? [] : [options.cacheDir]),
     contextRoot,
     env.DOCKER_CONFIG ?? path.join(home, '.docker'),
     ...Object.values(transport.registryCertificates),

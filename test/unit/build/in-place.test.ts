@@ -144,6 +144,7 @@ describe('buildHostPaths', () => {
   const flags = [
     '--destination', 'reg.test/app:1',
     '--kaniko-dir', '/kaniko',
+    '--cache-dir', '/cache',
     '--registry-certificate', 'reg.test=/certs/ca.pem',
     '--registry-client-cert', 'reg.test=/certs/client.pem,/certs/client.key',
     '--secret', 'id=token,src=secrets/token',
@@ -160,6 +161,7 @@ describe('buildHostPaths', () => {
     expect(buildHostPaths(options, '/workspace', { HOME: '/home/builder' }).sort()).toEqual(
       [
         '/kaniko',
+        '/cache',
         '/workspace',
         '/home/builder/.docker',
         '/certs/ca.pem',
