@@ -333,4 +333,25 @@ describe('in-place isolation: the executor image under podman (runc, default cap
     expect(result.stderr).not.toMatch(/Dockerfile:4\b/);
     expect(await registryDigest(reference)).toBe(before);
   }, 300_000);
+  it('reaches a registry by name over TLS after "/" was replaced: name lookups and certificates keep working', async () => {
+    const secure = await startRegistry('tls');
+    try {
+      // By name, so that every pull and push resolves it; the certificate is for 127.0.0.1 and localhost.
+      const named = `localhost:${secure.host.split(':')[1] ?? ''}`;
+      const srcArgs = registry.skopeoSrcArgs();
+      await runTool('skopeo', ['copy', ...srcArgs, ...secure.skopeoDestArgs(), `docker://${debian}`, `docker://${secure.host}/debian:tls`]);
+      const context = await writeContext('tls', {
+        // The second FROM is pulled, and the image pushed, after the first stage replaced "/".
+        Dockerfile: [`FROM ${named}/debian:tls AS first`, 'RUN echo one > /one', '', `FROM ${named}/debian:tls`, 'COPY --from=first /one /one', 'RUN cat /one > /two', ''].join('\n'),
+        'ca.pem': secure.caCert ?? '',
+      });
+      const reference = `${named}/tls/app:1`;
+      const result = await runExecutor(context, ['--destination', reference, '--isolation', 'in-place', '--registry-certificate', `${named}=${contextMount}/ca.pem`]);
+      expect(result.exitCode, result.stderr).toBe(0);
+      const inspected = await runTool('skopeo', ['inspect', '--format', '{{.Digest}}', '--cert-dir', secure.certDir ?? '', `docker://${secure.host}/tls/app:1`]);
+      expect(printedDigest(result)).toBe(inspected.stdout.trim());
+    } finally {
+      await secure.stop();
+    }
+  }, 300_000);
 });
