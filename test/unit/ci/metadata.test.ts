@@ -41,3 +41,25 @@ describe('action.yml and task.json declare exactly the inputs the code reads', (
     expect(task.outputVariables.map((v) => v.name)).toContain('digest');
   });
 });
+
+describe('the release workflow publishes the images the templates name', () => {
+  it('passes only inputs action.yml declares, builds both targets, and tags what GitLab and Kubernetes pull', async () => {
+    const action = parse(await readFile(path.join(root, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> };
+    const workflow = parse(await readFile(path.join(root, '.github/workflows/release.yml'), 'utf8')) as {
+      jobs: { 'executor-image': { strategy: { matrix: { include: { target: string; tags: string }[] } }; steps: { uses?: string; with?: Record<string, unknown> }[] } };
+    };
+    const job = workflow.jobs['executor-image'];
+    const ownAction = job.steps.find((step) => step.uses === './');
+    expect(Object.keys(ownAction?.with ?? {}).filter((name) => !(name in action.inputs))).toEqual([]);
+    const dockerfile = await readFile(path.join(root, 'images/executor/Dockerfile'), 'utf8');
+    const targets = job.strategy.matrix.include.map((entry) => entry.target);
+    for (const target of targets) expect(dockerfile).toMatch(new RegExp(`^FROM .* AS ${target}$`, 'm'));
+    const tags = job.strategy.matrix.include.flatMap((entry) => entry.tags.trim().split('\n'));
+    // With the repository at kiln-build/kiln, these are the names the template and the example use.
+    const published = tags.map((tag) => tag.replace('${{ github.repository }}', 'kiln-build/kiln'));
+    const template = await readFile(path.join(root, 'gitlab/templates/kiln.yml'), 'utf8');
+    const kubernetesJob = await readFile(path.join(root, 'examples/kubernetes/kiln-job.yaml'), 'utf8');
+    expect(published).toContain(/default: (\S+)/.exec(template.slice(template.indexOf('image:')))?.[1]);
+    expect(published).toContain(/image: (\S+)/.exec(kubernetesJob)?.[1]);
+  });
+});
