@@ -238,6 +238,20 @@ async function keepStageRoot(session: BuildSession, index: number, root: string)
   return kept;
 }
 
+/** What a RUN step runs with, whatever the isolation. */
+interface StepSettings {
+  workdir: string;
+  user: ResolvedUser;
+  capabilities: readonly string[];
+  /** The directory a `RUN --mount` source lives in: the context, or a stage or image by `from=`. */
+  rootOf: (from: string | undefined) => string;
+}
+
+interface StepOutcome {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 class StageBuilder {
   stage: StageConfig;
   readonly layers: Layer[];
@@ -421,41 +435,8 @@ class StageBuilder {
       await chmod(scriptPath, 0o755);
     }
     try {
-      const result = this.root === this.session.inPlace?.root
-        ? await this.runInPlace(resolved, command.argv, { workdir, user, capabilities, rootOf })
-        : await runChrootStep(
-        {
-          root: this.workRoot,
-          argv: command.argv,
-          workdir,
-          uid: user.uid,
-          gid: user.gid,
-          groups: user.groups,
-          capabilities,
-          network: sandboxNetwork(instruction.network),
-          ...(mounts.length === 0
-            ? {}
-            : {
-                runMounts: {
-                  requests: mounts.map((mount) => toRunMountRequest(mount, rootOf, workdir)),
-                  context: {
-                    cacheRoot: join(this.session.options.kilnDir, 'cache-mounts'),
-                    secrets: this.session.options.secrets,
-                    hostEnv: this.session.env,
-                    scratchDir: this.session.workspace.scratch,
-                    runCommand: runHostCommand,
-                  },
-                },
-              }),
-          hostname: 'kiln',
-          env: this.stepEnvironment(resolved),
-          stdout: this.session.runOutput,
-          stderr: this.session.runOutput,
-          hostFiles: this.session.stepFiles,
-          ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
-        },
-        await this.chrootTools(),
-      );
+      const step = { workdir, user, capabilities, rootOf };
+      const result = this.root === this.session.inPlace?.root ? await this.runInPlace(resolved, command.argv, step) : await this.runChrooted(resolved, command.argv, step);
       if (result.exitCode !== 0) {
         const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
         throw new BuildStepError(file, resolved.line, `RUN ${resolved.text.replace(/^RUN\s+/, '').split('\n')[0]} failed: ${how}`);
@@ -464,6 +445,50 @@ class StageBuilder {
       if (command.script) await rm(scriptHostDir, { recursive: true, force: true });
     }
     return command.argv;
+  }
+
+  /** A RUN step chrooted in namespaces of its own (chroot-runner.ts). */
+  private async runChrooted(resolved: ResolvedInstruction, argv: readonly string[], step: StepSettings): Promise<StepOutcome> {
+    const instruction = resolved.instruction;
+    if (instruction.kind !== 'run') throw new Error('not a RUN');
+    const mounts = instruction.mounts ?? [];
+    return runChrootStep(
+      {
+        root: this.workRoot,
+        argv,
+        workdir: step.workdir,
+        uid: step.user.uid,
+        gid: step.user.gid,
+        groups: step.user.groups,
+        capabilities: step.capabilities,
+        network: sandboxNetwork(instruction.network),
+        ...(mounts.length === 0
+          ? {}
+          : {
+              runMounts: {
+                requests: mounts.map((mount) => toRunMountRequest(mount, step.rootOf, step.workdir)),
+                context: { ...this.mountContext(), runCommand: runHostCommand },
+              },
+            }),
+        hostname: 'kiln',
+        env: this.stepEnvironment(resolved),
+        stdout: this.session.runOutput,
+        stderr: this.session.runOutput,
+        hostFiles: this.session.stepFiles,
+        ...(this.session.signal === undefined ? {} : { signal: this.session.signal }),
+      },
+      await this.chrootTools(),
+    );
+  }
+
+  /** What every step's RUN --mounts draw on, whatever the isolation. */
+  private mountContext(): { cacheRoot: string; secrets: BuildOptions['secrets']; hostEnv: NodeJS.ProcessEnv; scratchDir: string } {
+    return {
+      cacheRoot: join(this.session.options.kilnDir, 'cache-mounts'),
+      secrets: this.session.options.secrets,
+      hostEnv: this.session.env,
+      scratchDir: this.session.workspace.scratch,
+    };
   }
 
   private async chrootTools(): Promise<SandboxTools> {
@@ -483,8 +508,8 @@ class StageBuilder {
   private async runInPlace(
     resolved: ResolvedInstruction,
     argv: readonly string[],
-    step: { workdir: string; user: ResolvedUser; capabilities: readonly string[]; rootOf: (from: string | undefined) => string },
-  ): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }> {
+    step: StepSettings,
+  ): Promise<StepOutcome> {
     const instruction = resolved.instruction;
     const inPlace = this.session.inPlace;
     if (instruction.kind !== 'run' || inPlace === undefined) throw new Error('not an in-place RUN');
@@ -496,10 +521,7 @@ class StageBuilder {
       inPlace.root,
       (instruction.mounts ?? []).map((mount) => toRunMountRequest(mount, step.rootOf, step.workdir)),
       {
-        cacheRoot: join(this.session.options.kilnDir, 'cache-mounts'),
-        secrets: this.session.options.secrets,
-        hostEnv: this.session.env,
-        scratchDir: this.session.workspace.scratch,
+        ...this.mountContext(),
         protect: inPlace.protect,
         warn: (line) => this.session.progress.info(`  warning: ${line}`),
       },
