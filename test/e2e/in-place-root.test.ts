@@ -97,4 +97,26 @@ describe('in-place isolation over a root directory', () => {
       /Dockerfile:3: RUN --network=none needs a network namespace/,
     );
   }, 120_000);
+  it('walks the root in every snapshot mode to the same layers: full, redo, time and auto (which picks redo)', async () => {
+    // Additions, a removal and a file rewritten with the same size at once: each mode must see them.
+    // (Not a chmod alone: time mode, as kaniko's, looks at mtimes only.)
+    const dockerfile = [
+      'FROM BASE',
+      'WORKDIR /data',
+      'RUN echo aaaa > same-size.txt && echo gone > gone.txt && mkdir -p deep/er && echo x > deep/er/x',
+      'RUN echo bbbb > same-size.txt && rm gone.txt && echo y > deep/er/y',
+      '',
+    ].join('\n');
+    const digests: Record<string, string> = {};
+    for (const mode of ['full', 'redo', 'time', 'auto']) {
+      const { result, log } = await build(dockerfile, `modes:${mode}`, ['--reproducible', `--snapshot-mode=${mode}`, '--cleanup']);
+      digests[mode] = result.digest;
+      if (mode === 'auto') expect(log).toMatch(/snapshot mode auto: using redo/);
+    }
+    expect(new Set(Object.values(digests)).size, JSON.stringify(digests)).toBe(1);
+    const tree = await readImageTree(`${fixture.registry.host}/in-place/modes:full`, { registry: fixture.registry, reader: 'layers' });
+    expect(tree.entries.get('/data/same-size.txt')?.sha256).toBe(sha256('bbbb\n'));
+    expect(tree.entries.has('/data/gone.txt')).toBe(false);
+    expect(tree.entries.get('/data/deep/er/y')?.sha256).toBe(sha256('y\n'));
+  }, 240_000);
 });
