@@ -28,7 +28,7 @@ import { runIsInsecure, sandboxNetwork } from '../sandbox/step-options.js';
 import type { ChangeSet } from '../snapshot/change.js';
 import { createSnapshotter } from '../snapshot/create-snapshotter.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
-import { createSpawnRunner, type IgnoreMatcher } from '../context/index.js';
+import { contextView, createSpawnRunner, type IgnoreMatcher } from '../context/index.js';
 import { ChangeRecorder } from './copy/change-recorder.js';
 import { copyIntoRoot, contextSourceTree, type SourceTree } from './copy/index.js';
 import { ensureDirectory, resolveDestinationPath } from './copy/destination.js';
@@ -88,6 +88,8 @@ export interface BuildSession {
   fromImageRoots: Map<string, string>;
   /** The context's source tree, walked once and shared by every COPY/ADD from the context. */
   contextTree?: SourceTree;
+  /** The context without what .dockerignore leaves out, for RUN --mount=type=bind (context-view.ts). */
+  contextMountRoot?: string;
   /** With in-place isolation: the root stages that run commands are built in, and what in it stays. */
   inPlace?: InPlaceRoot;
 }
@@ -420,7 +422,8 @@ class StageBuilder {
     // `from=` roots are found (and images pulled) before the step: the sandbox wants them at hand.
     const fromRoots = new Map<string, string>();
     for (const mount of mounts) if (mount.from !== undefined) fromRoots.set(mount.from, await this.fromRoot(mount.from, resolved.line));
-    const rootOf = (from: string | undefined): string => (from === undefined ? this.session.contextRoot : (fromRoots.get(from) ?? this.session.contextRoot));
+    const contextRoot = mounts.some((mount) => mount.from === undefined) ? await this.contextForMounts() : this.session.contextRoot;
+    const rootOf = (from: string | undefined): string => (from === undefined ? contextRoot : (fromRoots.get(from) ?? contextRoot));
     await this.ensureSnapshotter();
     const user = await this.currentUser();
     const workdir = this.stage.config.WorkingDir || '/';
@@ -489,6 +492,12 @@ class StageBuilder {
       hostEnv: this.session.env,
       scratchDir: this.session.workspace.scratch,
     };
+  }
+
+  /** The context as a step's bind mounts see it: what .dockerignore keeps (laid out once per build). */
+  private async contextForMounts(): Promise<string> {
+    this.session.contextMountRoot ??= await contextView(this.session.contextRoot, this.session.contextIgnore, this.session.workspace.scratch);
+    return this.session.contextMountRoot;
   }
 
   private async chrootTools(): Promise<SandboxTools> {

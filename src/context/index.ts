@@ -16,6 +16,7 @@ export { DockerignoreSyntaxError, IgnoreMatcher, IgnorePattern, parseDockerignor
 export { ContextWalkError, walkContext, type ContextEntry, type ContextEntryType, type WalkOptions } from './walk.js';
 export { compileCopyExcludes, entriesBelow, normalizeCopySource, selectCopySources } from './copy-sources.js';
 export { cleanPath, compileGoMatch, goMatch, GlobSyntaxError, hasGlobMeta } from './go-path.js';
+export { contextView } from './context-view.js';
 export { withHttpGet, type HttpFailure } from './http-get.js';
 export { extractTarStream, detectFormat, type StreamFormat } from './tar-source.js';
 export { parseGitOptions } from './git-source.js';
