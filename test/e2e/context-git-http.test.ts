@@ -1,10 +1,7 @@
 // A git context over smart HTTP with credentials: a local server in front of `git http-backend`
 // demands Basic auth. The token must reach the server, and appear in no process argument, no
 // error message and no file of the cloned context.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,82 +9,32 @@ import { createSpawnRunner, type ProcessRunner } from '../../src/context/process
 import { openBuildContext } from '../../src/context/source.js';
 import { GitContextError } from '../../src/context/types.js';
 import { walkContext } from '../../src/context/walk.js';
+import { commitFiles, startGitHttpServer, type GitHttpServer } from '../harness/git-http-server.js';
 
 const token = 'glpat-VerySecretToken-4242';
 let base = '';
-let server: Server;
+let server: GitHttpServer;
 let origin = '';
 const seenAuth: string[] = [];
 
-/** Runs `git http-backend` as a CGI program for one request. */
-function cgi(projectRoot: string, req: IncomingMessage, res: ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  const child = spawn('git', ['http-backend'], {
-    env: {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      GIT_PROJECT_ROOT: projectRoot,
-      GIT_HTTP_EXPORT_ALL: '1',
-      REQUEST_METHOD: req.method ?? 'GET',
-      PATH_INFO: decodeURIComponent(url.pathname),
-      QUERY_STRING: url.search.slice(1),
-      CONTENT_TYPE: req.headers['content-type'] ?? '',
-      HTTP_CONTENT_ENCODING: req.headers['content-encoding'] ?? '',
-      GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
-      REMOTE_USER: 'kiln',
-      REMOTE_ADDR: '127.0.0.1',
-    },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  req.pipe(child.stdin);
-  const out: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => out.push(c));
-  child.on('close', () => {
-    const all = Buffer.concat(out);
-    const split = all.indexOf('\r\n\r\n');
-    const head = all.subarray(0, split).toString('latin1');
-    let status = 200;
-    const headers: Record<string, string> = {};
-    for (const line of head.split('\r\n')) {
-      const colon = line.indexOf(':');
-      const name = line.slice(0, colon).trim();
-      const value = line.slice(colon + 1).trim();
-      if (name.toLowerCase() === 'status') status = Number(value.split(' ')[0]);
-      else headers[name] = value;
-    }
-    res.writeHead(status, headers);
-    res.end(all.subarray(split + 4));
-  });
-}
-
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'kiln-git-http-'));
-  const repo = join(base, 'repos', 'app.git');
-  await mkdir(repo, { recursive: true });
-  const git = (...args: string[]): void => {
-    execFileSync('git', ['-c', 'user.name=kiln', '-c', 'user.email=kiln@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd: repo });
-  };
-  git('init', '--quiet', '.');
-  await writeFile(join(repo, 'Dockerfile'), 'FROM http\n');
-  git('add', '.');
-  git('commit', '--quiet', '-m', 'one');
+  await commitFiles(join(base, 'repos', 'app.git'), 'main', { Dockerfile: 'FROM http\n' });
 
   const expected = `Basic ${Buffer.from(`${token}:`).toString('base64')}`;
-  server = createServer((req, res) => {
-    const auth = req.headers.authorization ?? '';
-    seenAuth.push(auth);
-    if (auth !== expected) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="kiln"' });
-      res.end('auth required');
-      return;
-    }
-    cgi(join(base, 'repos'), req, res);
+  server = await startGitHttpServer({
+    projectRoot: join(base, 'repos'),
+    authorize(request) {
+      const auth = request.headers.authorization ?? '';
+      seenAuth.push(auth);
+      return auth === expected;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  origin = server.origin;
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.stop();
   await rm(base, { recursive: true, force: true });
 });
 

@@ -2,7 +2,7 @@
  * The executor image (images/executor/Dockerfile) built by kiln itself (test/harness/executor-image.ts),
  * pushed to a real registry, then read back with skopeo and umoci. The unpacked image is run under
  * chroot with nothing but its own files: kiln's runtime must not need anything outside /kiln.
- * Builds inside the image under podman are in executor-in-place.test.ts.
+ * Builds inside the image under podman are in executor-in-place.test.ts; here, one from a git context.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { ImageConfig } from '../../src/image/types.js';
 import { buildExecutorImages, executorEntrypoint as entrypoint, type ExecutorImages } from '../harness/executor-image.js';
+import { commitFiles, startGitHttpServer } from '../harness/git-http-server.js';
 import { jobEnvironment, readComponent, renderComponent } from '../harness/gitlab-component.js';
 import { Podman } from '../harness/podman.js';
 import { runTool } from '../harness/process.js';
@@ -80,6 +81,11 @@ describe('the executor image, built by kiln', () => {
         'NODE_EXTRA_CA_CERTS=/kiln/ssl/certs/ca-certificates.crt',
         // kiln's work directory must outlive an in-place build too.
         'KILN_DIR=/kiln/work',
+        // git reads its helpers, templates, CAs and (no) system config from /kiln alone.
+        'GIT_EXEC_PATH=/kiln/libexec/git-core',
+        'GIT_TEMPLATE_DIR=/kiln/share/git-core/templates',
+        'GIT_CONFIG_NOSYSTEM=1',
+        'GIT_SSL_CAINFO=/kiln/ssl/certs/ca-certificates.crt',
       ]),
     );
     expect(image.config.config?.WorkingDir).toBe('/workspace');
@@ -96,6 +102,11 @@ describe('the executor image, built by kiln', () => {
     const tools = await run('/usr/sbin/chroot', [rootfs, '/kiln/bin/setpriv', '--dump'], { PATH: '/kiln/bin' });
     expect(tools, tools.stderr).toMatchObject({ code: 0 });
     expect(tools.stdout).toContain('Capability bounding set');
+    // git is on the PATH too, with the helper it runs for http(s) remotes and an empty template
+    // directory (it needs a /dev/null to run: the git context test below runs it under podman).
+    expect((await stat(path.join(rootfs, 'kiln/bin/git'))).isFile()).toBe(true);
+    expect((await stat(path.join(rootfs, 'kiln/libexec/git-core/git-remote-https'))).isFile()).toBe(true);
+    expect(await readdir(path.join(rootfs, 'kiln/share/git-core/templates'))).toEqual([]);
 
     // An in-place build replaces everything but /kiln: kiln must still start, and so must the tools,
     // through kiln's loader as in-place isolation launches them.
@@ -199,5 +210,35 @@ describe('the executor image, built by kiln', () => {
     const ran = await podman.runOk(`${registry.host}/group/project:main`, { registry });
     // Standard input, output and error, and the one ls opened: nothing of kiln's leaks into the step.
     expect(ran.stdout).toBe('built in GitLab\nran as 0 with 4 fds\n');
+  }, 300_000);
+
+  it('builds from a git context over http in the executor image under podman (default capabilities), as a Kubernetes Job would', async () => {
+    podman ??= await Podman.create();
+    const repositories = path.join(work, 'git-repositories');
+    const repository = path.join(repositories, 'app.git');
+    await commitFiles(repository, 'main', {
+      Dockerfile: `FROM ${busyboxImage}\nCOPY app.txt /app.txt\nRUN echo "built from $(cat /app.txt)" > /ran\nCMD ["cat", "/app.txt", "/ran"]\n`,
+      'app.txt': 'main\n',
+    });
+    // The build must take the branch it is given, not the repository's HEAD.
+    await commitFiles(repository, 'release', { 'app.txt': 'release\n' });
+    const server = await startGitHttpServer({ projectRoot: repositories });
+    try {
+      const destination = `${registry.host}/git/app:release`;
+      // kaniko's form, as in examples/kubernetes/kiln-job.yaml; GIT_PULL_METHOD=http since the server has no TLS.
+      const built = await podman.run(images.executor.reference, {
+        registry,
+        network: 'host',
+        env: { GIT_PULL_METHOD: 'http' },
+        command: ['--context', `git://${server.host}/app.git#refs/heads/release`, '--destination', destination],
+        timeoutMs: 240_000,
+      });
+      expect(built.exitCode, built.stderr).toBe(0);
+      expect(built.stderr).toMatch(/isolation: in-place/);
+      const ran = await podman.runOk(destination, { registry });
+      expect(ran.stdout).toBe('release\nbuilt from release\n');
+    } finally {
+      await server.stop();
+    }
   }, 300_000);
 });

@@ -1,8 +1,9 @@
 /**
  * A stand-in for the official node image (there is no Docker Hub here): busybox, the host's node at
  * /usr/local/bin/node with the shared libraries and dynamic loader it links (found with the
- * loader's --list, as ldd does), util-linux's tools that chroot isolation runs, and the host's CA
- * bundle. Packed by umoci and pushed by skopeo.
+ * loader's --list, as ldd does), util-linux's tools that chroot isolation runs, the host's git with
+ * its http(s) helper (as the official image has git), and the host's CA bundle. Packed by umoci and
+ * pushed by skopeo.
  */
 import { copyFile, mkdir, mkdtemp, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,7 +19,10 @@ export interface NodeRuntimeImageOptions {
   /** The node binary to copy (default: the one running the tests). */
   node?: string;
   caBundle?: string;
-  /** Host programs copied in with their libraries (default util-linux's setpriv, unshare, flock). */
+  /**
+   * Host programs copied in with their libraries, each at its own path (default util-linux's setpriv,
+   * unshare, flock, and git with its helper for http(s) remotes).
+   */
   tools?: readonly string[];
 }
 
@@ -44,7 +48,7 @@ export async function pushNodeRuntimeImage(options: NodeRuntimeImageOptions): Pr
     const node = await realPath(options.node ?? process.execPath);
     const { loader, libraries } = await sharedLibraries(node);
     for (const file of [loader, ...libraries]) await copyInto(rootfs, file, file);
-    for (const tool of options.tools ?? ['/usr/bin/setpriv', '/usr/bin/unshare', '/usr/bin/flock']) {
+    for (const tool of options.tools ?? ['/usr/bin/setpriv', '/usr/bin/unshare', '/usr/bin/flock', ...(await hostGit())]) {
       const linked = await sharedLibraries(tool);
       for (const file of [tool, linked.loader, ...linked.libraries]) await copyInto(rootfs, file, file);
     }
@@ -66,6 +70,13 @@ export async function pushNodeRuntimeImage(options: NodeRuntimeImageOptions): Pr
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The host's git and the helper it runs for http(s) remotes, found in its exec path: the same path in the image. */
+async function hostGit(): Promise<string[]> {
+  const program = (await runTool('which', ['git'])).stdout.trim();
+  const execPath = (await runTool(program, ['--exec-path'])).stdout.trim();
+  return [program, path.join(execPath, 'git-remote-http')];
 }
 
 async function realPath(file: string): Promise<string> {
