@@ -2218,7 +2218,7 @@ var require_extract = __commonJS({
 // node_modules/tar-stream/constants.js
 var require_constants = __commonJS({
   "node_modules/tar-stream/constants.js"(exports, module) {
-    var constants4 = {
+    var constants5 = {
       // just for envs without fs
       S_IFMT: 61440,
       S_IFDIR: 16384,
@@ -2228,9 +2228,9 @@ var require_constants = __commonJS({
       S_IFLNK: 40960
     };
     try {
-      module.exports = __require("fs").constants || constants4;
+      module.exports = __require("fs").constants || constants5;
     } catch {
-      module.exports = constants4;
+      module.exports = constants5;
     }
   }
 });
@@ -2240,7 +2240,7 @@ var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports, module) {
     var { Readable: Readable6, Writable: Writable2, getStreamError } = require_streamx();
     var b4a = require_b4a();
-    var constants4 = require_constants();
+    var constants5 = require_constants();
     var headers = require_headers();
     var DMODE = 493;
     var FMODE = 420;
@@ -2443,16 +2443,16 @@ var require_pack = __commonJS({
       return new Pack(opts);
     };
     function modeToType(mode) {
-      switch (mode & constants4.S_IFMT) {
-        case constants4.S_IFBLK:
+      switch (mode & constants5.S_IFMT) {
+        case constants5.S_IFBLK:
           return "block-device";
-        case constants4.S_IFCHR:
+        case constants5.S_IFCHR:
           return "character-device";
-        case constants4.S_IFDIR:
+        case constants5.S_IFDIR:
           return "directory";
-        case constants4.S_IFIFO:
+        case constants5.S_IFIFO:
           return "fifo";
-        case constants4.S_IFLNK:
+        case constants5.S_IFLNK:
           return "symlink";
       }
       return "file";
@@ -3586,14 +3586,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path17 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path21 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path17 && path17[0] !== "/") {
-          path17 = `/${path17}`;
+        if (path21 && path21[0] !== "/") {
+          path21 = `/${path21}`;
         }
-        return new URL(`${origin}${path17}`);
+        return new URL(`${origin}${path21}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError2("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -4428,9 +4428,9 @@ var require_diagnostics = __commonJS({
         "undici:client:sendHeaders",
         (evt) => {
           const {
-            request: { method, path: path17, origin }
+            request: { method, path: path21, origin }
           } = evt;
-          debugLog("sending request to %s %s%s", method, origin, path17);
+          debugLog("sending request to %s %s%s", method, origin, path21);
         }
       );
     }
@@ -4448,14 +4448,14 @@ var require_diagnostics = __commonJS({
         "undici:request:headers",
         (evt) => {
           const {
-            request: { method, path: path17, origin },
+            request: { method, path: path21, origin },
             response: { statusCode }
           } = evt;
           debugLog(
             "received response to %s %s%s - HTTP %d",
             method,
             origin,
-            path17,
+            path21,
             statusCode
           );
         }
@@ -4464,23 +4464,23 @@ var require_diagnostics = __commonJS({
         "undici:request:trailers",
         (evt) => {
           const {
-            request: { method, path: path17, origin }
+            request: { method, path: path21, origin }
           } = evt;
-          debugLog("trailers received from %s %s%s", method, origin, path17);
+          debugLog("trailers received from %s %s%s", method, origin, path21);
         }
       );
       diagnosticsChannel.subscribe(
         "undici:request:error",
         (evt) => {
           const {
-            request: { method, path: path17, origin },
+            request: { method, path: path21, origin },
             error: error2
           } = evt;
           debugLog(
             "request to %s %s%s errored - %s",
             method,
             origin,
-            path17,
+            path21,
             error2.message
           );
         }
@@ -4595,7 +4595,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path17,
+        path: path21,
         method,
         body,
         headers,
@@ -4612,11 +4612,11 @@ var require_request = __commonJS({
         maxRedirections: maxRedirections2,
         typeOfService
       }, handler) {
-        if (typeof path17 !== "string") {
+        if (typeof path21 !== "string") {
           throw new InvalidArgumentError2("path must be a string");
-        } else if (path17[0] !== "/" && !(path17.startsWith("http://") || path17.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path21[0] !== "/" && !(path21.startsWith("http://") || path21.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError2("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path17)) {
+        } else if (invalidPathRegex.test(path21)) {
           throw new InvalidArgumentError2("invalid request path");
         }
         if (typeof method !== "string") {
@@ -4691,7 +4691,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? serializePathWithQuery(path17, query) : path17;
+        this.path = query ? serializePathWithQuery(path21, query) : path21;
         this.origin = origin;
         this.protocol = getProtocolFromUrlString(origin);
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
@@ -9121,7 +9121,7 @@ var require_client_h1 = __commonJS({
       kHTTPContext,
       kClosed
     } = require_symbols();
-    var constants4 = require_constants3();
+    var constants5 = require_constants3();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var removeAllListeners = util.removeAllListeners;
@@ -9257,7 +9257,7 @@ var require_client_h1 = __commonJS({
          */
       constructor(client, socket, { exports: exports2 }) {
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -9353,11 +9353,11 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          if (ret !== constants4.ERROR.OK) {
+          if (ret !== constants5.ERROR.OK) {
             const data = chunk.subarray(llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr);
-            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(data);
-            } else if (ret === constants4.ERROR.PAUSED) {
+            } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(data);
             } else {
@@ -9380,10 +9380,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants4.ERROR.OK) {
+        if (ret === constants5.ERROR.OK) {
           return null;
         }
-        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -9400,7 +9400,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants4.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data);
       }
       destroy() {
         assert(currentParser === null);
@@ -9611,7 +9611,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants4.ERROR.PAUSED : 0;
+        return pause ? constants5.ERROR.PAUSED : 0;
       }
       /**
        * @param {Buffer} buf
@@ -9637,7 +9637,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request4.onData(buf) === false) {
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         }
         return 0;
       }
@@ -9677,13 +9677,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(client[kResume]);
         } else {
@@ -9935,7 +9935,7 @@ var require_client_h1 = __commonJS({
       }
     }
     function writeH1(client, request4) {
-      const { method, path: path17, host: host2, upgrade, blocking, reset } = request4;
+      const { method, path: path21, host: host2, upgrade, blocking, reset } = request4;
       let { body, headers, contentLength } = request4;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -10011,7 +10011,7 @@ var require_client_h1 = __commonJS({
         socket[kBlocking] = true;
       }
       setTypeOfService(socket, request4);
-      let header2 = `${method} ${path17} HTTP/1.1\r
+      let header2 = `${method} ${path21} HTTP/1.1\r
 `;
       if (typeof host2 === "string") {
         header2 += `host: ${host2}\r
@@ -10688,7 +10688,7 @@ var require_client_h2 = __commonJS({
       const headersTimeout = request4.headersTimeout ?? client[kHeadersTimeout];
       const bodyTimeout = request4.bodyTimeout ?? client[kBodyTimeout];
       const session = client[kHTTP2Session];
-      const { method, path: path17, host: host2, upgrade, expectContinue, signal, protocol, headers: reqHeaders } = request4;
+      const { method, path: path21, host: host2, upgrade, expectContinue, signal, protocol, headers: reqHeaders } = request4;
       let { body } = request4;
       if (upgrade != null && upgrade !== "websocket") {
         util.errorRequest(client, request4, new InvalidArgumentError2(`Custom upgrade "${upgrade}" not supported over HTTP/2`));
@@ -10757,7 +10757,7 @@ var require_client_h2 = __commonJS({
           }
           headers[HTTP2_HEADER_METHOD] = "CONNECT";
           headers[HTTP2_HEADER_PROTOCOL] = "websocket";
-          headers[HTTP2_HEADER_PATH] = path17;
+          headers[HTTP2_HEADER_PATH] = path21;
           if (protocol === "ws:" || protocol === "wss:") {
             headers[HTTP2_HEADER_SCHEME] = protocol === "ws:" ? "http" : "https";
           } else {
@@ -10809,7 +10809,7 @@ var require_client_h2 = __commonJS({
         stream.setTimeout(headersTimeout);
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path17;
+      headers[HTTP2_HEADER_PATH] = path21;
       headers[HTTP2_HEADER_SCHEME] = protocol === "http:" ? "http" : "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -13165,10 +13165,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path17 = "/",
+          path: path21 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path17;
+        opts.path = origin + path21;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host: host2 } = new URL(origin);
           headers.host = host2;
@@ -15328,20 +15328,20 @@ var require_mock_utils = __commonJS({
       }
       return normalizedQp;
     }
-    function safeUrl(path17) {
-      if (typeof path17 !== "string") {
-        return path17;
+    function safeUrl(path21) {
+      if (typeof path21 !== "string") {
+        return path21;
       }
-      const pathSegments = path17.split("?", 3);
+      const pathSegments = path21.split("?", 3);
       if (pathSegments.length !== 2) {
-        return path17;
+        return path21;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path17, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path17);
+    function matchKey(mockDispatch2, { path: path21, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path21);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -15366,8 +15366,8 @@ var require_mock_utils = __commonJS({
       const basePath = key.query ? serializePathWithQuery(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
       const resolvedPathWithoutTrailingSlash = removeTrailingSlash(resolvedPath);
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path17, ignoreTrailingSlash }) => {
-        return ignoreTrailingSlash ? matchValue(removeTrailingSlash(safeUrl(path17)), resolvedPathWithoutTrailingSlash) : matchValue(safeUrl(path17), resolvedPath);
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path21, ignoreTrailingSlash }) => {
+        return ignoreTrailingSlash ? matchValue(removeTrailingSlash(safeUrl(path21)), resolvedPathWithoutTrailingSlash) : matchValue(safeUrl(path21), resolvedPath);
       });
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
@@ -15406,19 +15406,19 @@ var require_mock_utils = __commonJS({
         mockDispatches.splice(index, 1);
       }
     }
-    function removeTrailingSlash(path17) {
-      while (path17.endsWith("/")) {
-        path17 = path17.slice(0, -1);
+    function removeTrailingSlash(path21) {
+      while (path21.endsWith("/")) {
+        path21 = path21.slice(0, -1);
       }
-      if (path17.length === 0) {
-        path17 = "/";
+      if (path21.length === 0) {
+        path21 = "/";
       }
-      return path17;
+      return path21;
     }
     function buildKey(opts) {
-      const { path: path17, method, body, headers, query } = opts;
+      const { path: path21, method, body, headers, query } = opts;
       return {
-        path: path17,
+        path: path21,
         method,
         body,
         headers,
@@ -16108,10 +16108,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path17, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path21, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path17,
+            Path: path21,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16193,9 +16193,9 @@ var require_mock_agent = __commonJS({
         const acceptNonStandardSearchParameters = this[kMockAgentAcceptsNonStandardSearchParameters];
         const dispatchOpts = { ...opts };
         if (acceptNonStandardSearchParameters && dispatchOpts.path) {
-          const [path17, searchParams] = dispatchOpts.path.split("?");
+          const [path21, searchParams] = dispatchOpts.path.split("?");
           const normalizedSearchParams = normalizeSearchParams(searchParams, acceptNonStandardSearchParameters);
-          dispatchOpts.path = `${path17}?${normalizedSearchParams}`;
+          dispatchOpts.path = `${path21}?${normalizedSearchParams}`;
         }
         return this[kAgent].dispatch(dispatchOpts, handler);
       }
@@ -16399,8 +16399,8 @@ var require_snapshot_utils = __commonJS({
 var require_snapshot_recorder = __commonJS({
   "node_modules/undici/lib/mock/snapshot-recorder.js"(exports, module) {
     "use strict";
-    var { writeFile: writeFile11, readFile: readFile9, mkdir: mkdir19 } = __require("node:fs/promises");
-    var { dirname: dirname4, resolve: resolve4 } = __require("node:path");
+    var { writeFile: writeFile11, readFile: readFile9, mkdir: mkdir25 } = __require("node:fs/promises");
+    var { dirname: dirname7, resolve: resolve4 } = __require("node:path");
     var { setTimeout: setTimeout2, clearTimeout: clearTimeout2 } = __require("node:timers");
     var { InvalidArgumentError: InvalidArgumentError2, UndiciError } = require_errors2();
     var { hashId, isUrlExcludedFactory, normalizeHeaders, createHeaderFilters } = require_snapshot_utils();
@@ -16596,12 +16596,12 @@ var require_snapshot_recorder = __commonJS({
        * @return {Promise<void>} - Resolves when snapshots are loaded
        */
       async loadSnapshots(filePath) {
-        const path17 = filePath || this.#snapshotPath;
-        if (!path17) {
+        const path21 = filePath || this.#snapshotPath;
+        if (!path21) {
           throw new InvalidArgumentError2("Snapshot path is required");
         }
         try {
-          const data = await readFile9(resolve4(path17), "utf8");
+          const data = await readFile9(resolve4(path21), "utf8");
           const parsed = JSON.parse(data);
           if (Array.isArray(parsed)) {
             this.#snapshots.clear();
@@ -16615,7 +16615,7 @@ var require_snapshot_recorder = __commonJS({
           if (error2.code === "ENOENT") {
             this.#snapshots.clear();
           } else {
-            throw new UndiciError(`Failed to load snapshots from ${path17}`, { cause: error2 });
+            throw new UndiciError(`Failed to load snapshots from ${path21}`, { cause: error2 });
           }
         }
       }
@@ -16626,12 +16626,12 @@ var require_snapshot_recorder = __commonJS({
        * @returns {Promise<void>} - Resolves when snapshots are saved
        */
       async saveSnapshots(filePath) {
-        const path17 = filePath || this.#snapshotPath;
-        if (!path17) {
+        const path21 = filePath || this.#snapshotPath;
+        if (!path21) {
           throw new InvalidArgumentError2("Snapshot path is required");
         }
-        const resolvedPath = resolve4(path17);
-        await mkdir19(dirname4(resolvedPath), { recursive: true });
+        const resolvedPath = resolve4(path21);
+        await mkdir25(dirname7(resolvedPath), { recursive: true });
         const data = Array.from(this.#snapshots.entries()).map(([hash, snapshot]) => ({
           hash,
           snapshot
@@ -17271,15 +17271,15 @@ var require_redirect_handler = __commonJS({
           receivedAt: Date.now()
         });
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path17 = search ? `${pathname}${search}` : pathname;
-        const redirectUrlString = `${origin}${path17}`;
+        const path21 = search ? `${pathname}${search}` : pathname;
+        const redirectUrlString = `${origin}${path21}`;
         for (const historyUrl of this.history) {
           if (historyUrl.toString() === redirectUrlString) {
             throw new InvalidArgumentError2(`Redirect loop detected. Cannot redirect to ${origin}. This typically happens when using a Client or Pool with cross-origin redirects. Use an Agent for cross-origin redirects.`);
           }
         }
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path17;
+        this.opts.path = path21;
         this.opts.origin = origin;
         this.opts.query = null;
       }
@@ -19096,10 +19096,10 @@ var require_cache_handler = __commonJS({
       }
       return locationUrl.pathname + locationUrl.search;
     }
-    function deleteCachedUri(store, cacheKey, path17) {
+    function deleteCachedUri(store, cacheKey, path21) {
       deleteCachedValue(store, {
         ...cacheKey,
-        path: path17
+        path: path21
       });
       for (let i = 0; i < util.safeHTTPMethods.length; i++) {
         const method = util.safeHTTPMethods[i];
@@ -19107,7 +19107,7 @@ var require_cache_handler = __commonJS({
           deleteCachedValue(store, {
             ...cacheKey,
             method,
-            path: path17
+            path: path21
           });
         }
       }
@@ -19118,9 +19118,9 @@ var require_cache_handler = __commonJS({
       }
       const values = Array.isArray(headerValue) ? headerValue : [headerValue];
       for (let i = 0; i < values.length; i++) {
-        const path17 = getSameOriginPath(cacheKey, values[i]);
-        if (path17 !== void 0) {
-          deleteCachedUri(store, cacheKey, path17);
+        const path21 = getSameOriginPath(cacheKey, values[i]);
+        if (path21 !== void 0) {
+          deleteCachedUri(store, cacheKey, path21);
         }
       }
     }
@@ -22010,12 +22010,12 @@ var require_headers2 = __commonJS({
       append(name, value, isLowerCase) {
         this.sortedMap = null;
         const lowercaseName = isLowerCase ? name : name.toLowerCase();
-        const exists2 = this.headersMap.get(lowercaseName);
-        if (exists2) {
+        const exists3 = this.headersMap.get(lowercaseName);
+        if (exists3) {
           const delimiter = lowercaseName === "cookie" ? "; " : ", ";
           this.headersMap.set(lowercaseName, {
-            name: exists2.name,
-            value: `${exists2.value}${delimiter}${value}`
+            name: exists3.name,
+            value: `${exists3.value}${delimiter}${value}`
           });
         } else {
           this.headersMap.set(lowercaseName, { name, value });
@@ -24608,11 +24608,11 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request4);
         const agent = fetchParams.controller.dispatcher;
-        const path17 = url.pathname + url.search;
+        const path21 = url.pathname + url.search;
         const hasTrailingQuestionMark = url.search.length === 0 && url.href[url.href.length - url.hash.length - 1] === "?";
         return new Promise((resolve4, reject) => agent.dispatch(
           {
-            path: hasTrailingQuestionMark ? `${path17}?` : path17,
+            path: hasTrailingQuestionMark ? `${path21}?` : path21,
             origin: url.origin,
             method: request4.method,
             body: agent.isMockActive ? request4.body && (request4.body.source || request4.body.stream) : body,
@@ -25559,9 +25559,9 @@ var require_util4 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path17) {
-      for (let i = 0; i < path17.length; ++i) {
-        const code = path17.charCodeAt(i);
+    function validateCookiePath(path21) {
+      for (let i = 0; i < path21.length; ++i) {
+        const code = path21.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -28997,11 +28997,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError2("invalid opts.path");
           }
-          let path17 = opts.path;
+          let path21 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path17 = `/${path17}`;
+            path21 = `/${path21}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path17);
+          url = new URL(util.parseOrigin(url).origin + path21);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -30149,14 +30149,14 @@ var require_util7 = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path17 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path21 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path17 && path17[0] !== "/") {
-          path17 = `/${path17}`;
+        if (path21 && path21[0] !== "/") {
+          path21 = `/${path21}`;
         }
-        return new URL(`${origin}${path17}`);
+        return new URL(`${origin}${path21}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError2("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -30607,39 +30607,39 @@ var require_diagnostics2 = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin }
+          request: { method, path: path21, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path17);
+        debuglog("sending request to %s %s/%s", method, origin, path21);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin },
+          request: { method, path: path21, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path17,
+          path21,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin }
+          request: { method, path: path21, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path17);
+        debuglog("trailers received from %s %s/%s", method, origin, path21);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin },
+          request: { method, path: path21, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path17,
+          path21,
           error2.message
         );
       });
@@ -30688,9 +30688,9 @@ var require_diagnostics2 = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path17, origin }
+            request: { method, path: path21, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path17);
+          debuglog("sending request to %s %s/%s", method, origin, path21);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -30753,7 +30753,7 @@ var require_request3 = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path17,
+        path: path21,
         method,
         body,
         headers,
@@ -30768,11 +30768,11 @@ var require_request3 = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path17 !== "string") {
+        if (typeof path21 !== "string") {
           throw new InvalidArgumentError2("path must be a string");
-        } else if (path17[0] !== "/" && !(path17.startsWith("http://") || path17.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path21[0] !== "/" && !(path21.startsWith("http://") || path21.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError2("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path17)) {
+        } else if (invalidPathRegex.test(path21)) {
           throw new InvalidArgumentError2("invalid request path");
         }
         if (typeof method !== "string") {
@@ -30838,7 +30838,7 @@ var require_request3 = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path17, query) : path17;
+        this.path = query ? buildURL(path21, query) : path21;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -34860,7 +34860,7 @@ var require_client_h12 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols2();
-    var constants4 = require_constants8();
+    var constants5 = require_constants8();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util.addListener;
@@ -34935,7 +34935,7 @@ var require_client_h12 = __commonJS({
       constructor(client, socket, { exports: exports2 }) {
         assert(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -35030,11 +35030,11 @@ var require_client_h12 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants4.ERROR.OK) {
+          if (ret !== constants5.ERROR.OK) {
             const body = data.subarray(offset);
-            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
-            } else if (ret === constants4.ERROR.PAUSED) {
+            } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body);
             } else {
@@ -35057,10 +35057,10 @@ var require_client_h12 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants4.ERROR.OK) {
+        if (ret === constants5.ERROR.OK) {
           return null;
         }
-        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -35077,7 +35077,7 @@ var require_client_h12 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants4.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data);
       }
       destroy() {
         assert(this.ptr != null);
@@ -35257,7 +35257,7 @@ var require_client_h12 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants4.ERROR.PAUSED : 0;
+        return pause ? constants5.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -35279,7 +35279,7 @@ var require_client_h12 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request4.onData(buf) === false) {
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -35315,13 +35315,13 @@ var require_client_h12 = __commonJS({
         if (socket[kWriting]) {
           assert(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -35531,7 +35531,7 @@ var require_client_h12 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request4) {
-      const { method, path: path17, host: host2, upgrade, blocking, reset } = request4;
+      const { method, path: path21, host: host2, upgrade, blocking, reset } = request4;
       let { body, headers, contentLength } = request4;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -35612,7 +35612,7 @@ var require_client_h12 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header2 = `${method} ${path17} HTTP/1.1\r
+      let header2 = `${method} ${path21} HTTP/1.1\r
 `;
       if (typeof host2 === "string") {
         header2 += `host: ${host2}\r
@@ -36141,7 +36141,7 @@ var require_client_h22 = __commonJS({
     }
     function writeH2(client, request4) {
       const session = client[kHTTP2Session];
-      const { method, path: path17, host: host2, upgrade, expectContinue, signal, headers: reqHeaders } = request4;
+      const { method, path: path21, host: host2, upgrade, expectContinue, signal, headers: reqHeaders } = request4;
       let { body } = request4;
       if (upgrade) {
         util.errorRequest(client, request4, new Error("Upgrade not supported for H2"));
@@ -36238,7 +36238,7 @@ var require_client_h22 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path17;
+      headers[HTTP2_HEADER_PATH] = path21;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -36591,9 +36591,9 @@ var require_redirect_handler2 = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText2);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path17 = search ? `${pathname}${search}` : pathname;
+        const path21 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path17;
+        this.opts.path = path21;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -37832,10 +37832,10 @@ var require_proxy_agent2 = __commonJS({
         };
         const {
           origin,
-          path: path17 = "/",
+          path: path21 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path17;
+        opts.path = origin + path21;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host: host2 } = new URL2(origin);
           headers.host = host2;
@@ -39807,20 +39807,20 @@ var require_mock_utils2 = __commonJS({
       }
       return true;
     }
-    function safeUrl(path17) {
-      if (typeof path17 !== "string") {
-        return path17;
+    function safeUrl(path21) {
+      if (typeof path21 !== "string") {
+        return path21;
       }
-      const pathSegments = path17.split("?");
+      const pathSegments = path21.split("?");
       if (pathSegments.length !== 2) {
-        return path17;
+        return path21;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path17, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path17);
+    function matchKey(mockDispatch2, { path: path21, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path21);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -39842,7 +39842,7 @@ var require_mock_utils2 = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path17 }) => matchValue(safeUrl(path17), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path21 }) => matchValue(safeUrl(path21), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -39880,9 +39880,9 @@ var require_mock_utils2 = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path17, method, body, headers, query } = opts;
+      const { path: path21, method, body, headers, query } = opts;
       return {
-        path: path17,
+        path: path21,
         method,
         body,
         headers,
@@ -40345,10 +40345,10 @@ var require_pending_interceptors_formatter2 = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path17, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path21, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path17,
+            Path: path21,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -41109,12 +41109,12 @@ var require_headers3 = __commonJS({
       append(name, value, isLowerCase) {
         this[kHeadersSortedMap] = null;
         const lowercaseName = isLowerCase ? name : name.toLowerCase();
-        const exists2 = this[kHeadersMap].get(lowercaseName);
-        if (exists2) {
+        const exists3 = this[kHeadersMap].get(lowercaseName);
+        if (exists3) {
           const delimiter = lowercaseName === "cookie" ? "; " : ", ";
           this[kHeadersMap].set(lowercaseName, {
-            name: exists2.name,
-            value: `${exists2.value}${delimiter}${value}`
+            name: exists3.name,
+            value: `${exists3.value}${delimiter}${value}`
           });
         } else {
           this[kHeadersMap].set(lowercaseName, { name, value });
@@ -45227,9 +45227,9 @@ var require_util12 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path17) {
-      for (let i = 0; i < path17.length; ++i) {
-        const code = path17.charCodeAt(i);
+    function validateCookiePath(path21) {
+      for (let i = 0; i < path21.length; ++i) {
+        const code = path21.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -48149,11 +48149,11 @@ var require_undici2 = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError2("invalid opts.path");
           }
-          let path17 = opts.path;
+          let path21 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path17 = `/${path17}`;
+            path21 = `/${path21}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path17);
+          url = new URL(util.parseOrigin(url).origin + path21);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -49387,7 +49387,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path17 = __require("node:path");
+    var path21 = __require("node:path");
     var fs7 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -50400,9 +50400,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path17.resolve(baseDir, baseName2);
+          const localBin = path21.resolve(baseDir, baseName2);
           if (fs7.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path17.extname(baseName2))) return void 0;
+          if (sourceExt.includes(path21.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs7.existsSync(`${localBin}${ext}`)
           );
@@ -50420,17 +50420,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path17.resolve(
-            path17.dirname(resolvedScriptPath),
+          executableDir = path21.resolve(
+            path21.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path17.basename(
+            const legacyName = path21.basename(
               this._scriptPath,
-              path17.extname(this._scriptPath)
+              path21.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -50441,7 +50441,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path17.extname(executableFile));
+        launchWithNode = sourceExt.includes(path21.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -51356,7 +51356,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path17.basename(filename, path17.extname(filename));
+        this._name = path21.basename(filename, path21.extname(filename));
         return this;
       }
       /**
@@ -51370,9 +51370,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path18) {
-        if (path18 === void 0) return this._executableDir;
-        this._executableDir = path18;
+      executableDir(path22) {
+        if (path22 === void 0) return this._executableDir;
+        this._executableDir = path22;
         return this;
       }
       /**
@@ -51881,8 +51881,9 @@ var require_shell_quote = __commonJS({
 });
 
 // src/ci/build-runner.ts
-import { readFile as readFile8, rm as rm17, writeFile as writeFile8 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { readFile as readFile8, rm as rm19, stat as stat7, writeFile as writeFile8 } from "node:fs/promises";
+import { homedir as homedir2 } from "node:os";
+import { dirname as dirname6, join as join14 } from "node:path";
 
 // src/build/executor.ts
 import { readFile as readFile6 } from "node:fs/promises";
@@ -52077,6 +52078,135 @@ function retypedLayer(layer, mediaType) {
   };
 }
 
+// src/rootfs/command-runner.ts
+import { execFile } from "node:child_process";
+var runCommand = (command, args) => new Promise((resolve4, reject) => {
+  execFile(command, [...args], { encoding: "utf8" }, (error2, stdout, stderr) => {
+    if (error2 === null) {
+      resolve4({ exitCode: 0, stdout, stderr });
+      return;
+    }
+    const code = error2.code;
+    if (typeof code === "number") {
+      resolve4({ exitCode: code, stdout, stderr });
+      return;
+    }
+    reject(error2);
+  });
+});
+
+// src/rootfs/lstat.ts
+import { lstat } from "node:fs/promises";
+function errorCode(error2) {
+  return error2?.code;
+}
+async function lstatOrUndefined(path21) {
+  try {
+    return await lstat(path21);
+  } catch (error2) {
+    const code = errorCode(error2);
+    if (code === "ENOENT" || code === "ENOTDIR") return void 0;
+    throw error2;
+  }
+}
+
+// src/rootfs/tree-copy.ts
+import { chmod, copyFile, constants as fsConstants, lchown, link, lstat as lstat2, lutimes, mkdir, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
+import path from "node:path";
+async function clearRoot(root, keep, relative3 = "") {
+  const dir = relative3 === "" ? root : path.join(root, relative3);
+  for (const name of await readdir(dir)) {
+    const child = relative3 === "" ? name : `${relative3}/${name}`;
+    if (keep.covers(child)) continue;
+    const host2 = path.join(root, child);
+    if (keep.holdsBelow(child) && (await lstatOrUndefined(host2))?.isDirectory()) {
+      await clearRoot(root, keep, child);
+      continue;
+    }
+    await rm(host2, { recursive: true, force: true });
+  }
+}
+async function copyTree(from, to, options) {
+  await mkdir(to, { recursive: true });
+  const linked = /* @__PURE__ */ new Map();
+  const directories = [];
+  await copyChildren(from, to, "", options, linked, directories);
+  for (let i = directories.length - 1; i >= 0; i -= 1) {
+    const { target, stats } = directories[i];
+    await chmod(target, stats.mode & 4095);
+    await lutimes(target, stats.atime, stats.mtime);
+  }
+}
+async function copyEntryTree(from, to, options) {
+  const stats = await lstat2(from);
+  if (!stats.isDirectory()) {
+    await copyEntry(from, to, path.basename(from), stats, options, /* @__PURE__ */ new Map());
+    return;
+  }
+  await copyTree(from, to, options);
+  await lchown(to, stats.uid, stats.gid);
+  await chmod(to, stats.mode & 4095);
+  await lutimes(to, stats.atime, stats.mtime);
+}
+async function moveEntry(from, to, options) {
+  try {
+    await rename(from, to);
+    return;
+  } catch (error2) {
+    if (errorCode(error2) !== "EXDEV") throw error2;
+  }
+  await copyEntryTree(from, to, options);
+  await rm(from, { recursive: true, force: true });
+}
+async function copyChildren(from, to, relative3, options, linked, directories) {
+  const sourceDir = relative3 === "" ? from : path.join(from, relative3);
+  for (const name of (await readdir(sourceDir)).sort()) {
+    const child = relative3 === "" ? name : `${relative3}/${name}`;
+    if (options.skip.covers(child)) continue;
+    const source = path.join(from, child);
+    const target = path.join(to, child);
+    const stats = await lstatOrUndefined(source);
+    if (stats === void 0) continue;
+    const existing = await lstatOrUndefined(target);
+    if (stats.isDirectory()) {
+      if (existing !== void 0 && !existing.isDirectory()) await rm(target, { force: true });
+      if (existing === void 0 || !existing.isDirectory()) await mkdir(target, { mode: 448 });
+      await lchown(target, stats.uid, stats.gid);
+      directories.push({ target, stats });
+      await copyChildren(from, to, child, options, linked, directories);
+      continue;
+    }
+    if (existing !== void 0) {
+      if (existing.isDirectory() && options.skip.holdsBelow(child)) {
+        options.warn(`/${child}: a directory holding mount points or kiln's own files cannot be replaced: skipped`);
+        continue;
+      }
+      await rm(target, { recursive: true, force: true });
+    }
+    await copyEntry(source, target, child, stats, options, linked);
+  }
+}
+async function copyEntry(source, target, child, stats, options, linked) {
+  if (stats.isSymbolicLink()) {
+    await symlink(await readlink(source), target);
+  } else if (stats.isFile()) {
+    const inode = `${stats.dev}:${stats.ino}`;
+    const first = stats.nlink > 1 ? linked.get(inode) : void 0;
+    if (first !== void 0) {
+      await link(first, target);
+      return;
+    }
+    if (stats.nlink > 1) linked.set(inode, target);
+    await copyFile(source, target, fsConstants.COPYFILE_FICLONE);
+  } else {
+    options.warn(`/${child}: a device node, fifo or socket cannot be copied without mknod: skipped`);
+    return;
+  }
+  await lchown(target, stats.uid, stats.gid);
+  if (!stats.isSymbolicLink()) await chmod(target, stats.mode & 4095);
+  await lutimes(target, stats.atime, stats.mtime);
+}
+
 // src/sandbox/capabilities.ts
 var capabilityNumbers = {
   CHOWN: 0,
@@ -52185,10 +52315,22 @@ function assertCapabilitiesAvailable(wanted, own) {
     `RUN steps need ${missing.map((cap) => `CAP_${cap}`).join(", ")}, which kiln's own process does not have. Grant it to the job's container: \`docker run ${flags} \u2026\`, or in Kubernetes securityContext.capabilities.add: [${yaml}]; or drop the request (--cap-add / caps input).`
   );
 }
+function grantableCapabilities(request4, own) {
+  const wanted = resolveCapabilities(request4);
+  const held = (cap) => own.bounding.includes(cap) && own.effective.includes(cap);
+  const explicit = request4.insecure ? [] : request4.add.map(normaliseCapabilityName).filter((cap) => cap !== "ALL");
+  assertCapabilitiesAvailable(explicit, own);
+  if (request4.insecure) return { capabilities: wanted.filter(held), missingDefaults: [] };
+  const missingDefaults = wanted.filter((cap) => !held(cap) && dockerDefaultCapabilities.includes(cap));
+  return { capabilities: wanted.filter(held), missingDefaults };
+}
+
+// src/sandbox/kiln-runtime.ts
+import path3 from "node:path";
 
 // src/sandbox/chroot-runner.ts
 import { spawn as spawn2 } from "node:child_process";
-import { lstat as lstat5, mkdir as mkdir3, mkdtemp as mkdtemp2, readFile, rm as rm3, writeFile as writeFile3 } from "node:fs/promises";
+import { lstat as lstat7, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname as dirname2, join as join4 } from "node:path";
 import { Writable } from "node:stream";
@@ -52295,13 +52437,13 @@ function mountOperations(step) {
   return words;
 }
 
-// src/sandbox/run-mounts.ts
-import { lstat as lstat4, mkdtemp, rm as rm2 } from "node:fs/promises";
-import { join as join3, posix } from "node:path";
+// src/sandbox/mount-points.ts
+import { lstat as lstat4, mkdir as mkdir2, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 // src/rootfs/resolve-in-root.ts
-import { lstat, readlink } from "node:fs/promises";
-import path from "node:path";
+import { lstat as lstat3, readlink as readlink2 } from "node:fs/promises";
+import path2 from "node:path";
 var maxSymlinks = 40;
 var SymlinkLoopError = class extends Error {
   constructor(root, requested) {
@@ -52325,7 +52467,7 @@ async function resolveRelativeInRoot(root, p, options = {}) {
   return (await walk(root, [], pathComponents(p), options.followFinal ?? true, p)).join("/");
 }
 function hostPath(root, resolved) {
-  return resolved.length === 0 ? root : path.join(root, ...resolved);
+  return resolved.length === 0 ? root : path2.join(root, ...resolved);
 }
 function isMissing(error2) {
   const code = error2.code;
@@ -52351,8 +52493,8 @@ async function walk(root, start, components, followFinal, requested) {
     const candidate = hostPath(root, [...resolved, component]);
     let target;
     try {
-      const stat8 = await lstat(candidate);
-      if (stat8.isSymbolicLink()) target = await readlink(candidate);
+      const stat9 = await lstat3(candidate);
+      if (stat9.isSymbolicLink()) target = await readlink2(candidate);
     } catch (error2) {
       if (!isMissing(error2)) throw error2;
       missingFrom = resolved.length;
@@ -52411,11 +52553,149 @@ var RootResolver = class {
   }
 };
 
+// src/sandbox/mount-points.ts
+var MountPointError = class extends Error {
+  constructor(target, message) {
+    super(message);
+    this.target = target;
+    this.name = "MountPointError";
+  }
+  target;
+};
+function touchMtime(runCommand3) {
+  return async (path21, mtimeNs) => {
+    const seconds = mtimeNs / 1000000000n;
+    const nanos = (mtimeNs % 1000000000n).toString().padStart(9, "0");
+    const result = await runCommand3("touch", ["-m", "-c", "-d", `@${seconds}.${nanos}`, path21]);
+    if (result.exitCode !== 0) throw new MountPointError(path21, `could not restore the modification time of ${path21}: ${result.stderr.trim()}`);
+  };
+}
+var MountPointStubs = class {
+  constructor(root, restoreMtime) {
+    this.root = root;
+    this.restoreMtime = restoreMtime;
+  }
+  root;
+  restoreMtime;
+  stubs = [];
+  parents = /* @__PURE__ */ new Map();
+  /** Parents the step left alone, as found when it ended ({@link stepEnded}). */
+  untouched;
+  /**
+   * The host path of `target` inside the root, resolved as the step will see it (symlinks the image
+   * planted stay inside the root) and made to exist as `kind`; `created` says whether kiln made the
+   * mount point itself or found it in the image.
+   */
+  async prepare(target, kind) {
+    const relative3 = await resolveRelativeInRoot(this.root, target);
+    if (relative3 === "") throw new MountPointError(target, `cannot mount over the root directory (target ${target})`);
+    const components = pathComponents(relative3);
+    const created = [];
+    for (let index = 0; index < components.length; index++) {
+      const host2 = join(this.root, ...components.slice(0, index + 1));
+      const isLast = index === components.length - 1;
+      const stats = created.length > 0 ? void 0 : await lstat4(host2).catch(missingAsUndefined);
+      if (stats !== void 0) {
+        const wanted = isLast ? kind : "directory";
+        if (wanted === "directory" && !stats.isDirectory()) {
+          const where = isLast ? "but the mount is a directory" : `/${components.slice(0, index + 1).join("/")} is in the way`;
+          throw new MountPointError(target, `mount target ${target} is not a directory in the image (${where})`);
+        }
+        if (wanted === "file" && stats.isDirectory()) {
+          throw new MountPointError(target, `mount target ${target} is a directory in the image, but the mount is a file`);
+        }
+        continue;
+      }
+      if (created.length === 0) await this.holdTimeOf(dirname(host2));
+      if (isLast && kind === "file") await writeFile(host2, "", { mode: 420, flag: "wx" });
+      else await mkdir2(host2, { mode: 493 });
+      created.push(host2);
+    }
+    if (created.length > 0) this.stubs.push({ created });
+    return { host: join(this.root, ...components), relative: relative3, created: created.length > 0 };
+  }
+  /** Call once every mount point exists, before the step starts. */
+  async seal() {
+    for (const [path21, times] of this.parents) times.afterCreation = (await stat(path21, { bigint: true })).mtimeNs;
+  }
+  /**
+   * Call when the step has ended, before kiln itself adds or removes anything in the parents again
+   * (in-place mounts, taken away): which of them the step left alone is read now.
+   */
+  async stepEnded() {
+    this.untouched = await this.untouchedParents();
+  }
+  /**
+   * Removes what {@link prepare} created, once the step's mounts are gone. Returns the host paths
+   * left in place because the step wrote into them.
+   */
+  async remove() {
+    const untouched = this.untouched ?? await this.untouchedParents();
+    const kept = [];
+    for (const stub of [...this.stubs].reverse()) {
+      for (const path21 of [...stub.created].reverse()) {
+        const removed = await removeIfEmpty(path21);
+        if (!removed) {
+          kept.push(path21);
+          break;
+        }
+      }
+    }
+    for (const [path21, mtime] of untouched) {
+      if (await lstat4(path21).catch(missingAsUndefined) === void 0) continue;
+      await this.restoreMtime(path21, mtime);
+    }
+    this.stubs.length = 0;
+    this.parents.clear();
+    this.untouched = void 0;
+    return kept;
+  }
+  /**
+   * Call before kiln adds or removes an entry of `dir` for a mount (a stub, or what the image has
+   * at a target moved aside): its modification time is given back by {@link remove} unless the
+   * step changed it too.
+   */
+  async holdTimeOf(dir) {
+    if (this.parents.has(dir)) return;
+    this.parents.set(dir, { original: (await stat(dir, { bigint: true })).mtimeNs });
+  }
+  async untouchedParents() {
+    const untouched = [];
+    for (const [path21, times] of this.parents) {
+      const now = await stat(path21, { bigint: true }).catch(missingAsUndefined);
+      if (now !== void 0 && now.mtimeNs === times.afterCreation) untouched.push([path21, times.original]);
+    }
+    return untouched;
+  }
+};
+function missingAsUndefined(error2) {
+  if (error2.code === "ENOENT" || error2.code === "ENOTDIR") return void 0;
+  throw error2;
+}
+async function removeIfEmpty(path21) {
+  const stats = await lstat4(path21).catch(missingAsUndefined);
+  if (stats === void 0) return true;
+  try {
+    if (stats.isDirectory()) await rmdir(path21);
+    else if (stats.isFile() && stats.size === 0) await unlink(path21);
+    else return false;
+    return true;
+  } catch (error2) {
+    const code = error2.code;
+    if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EBUSY") return false;
+    throw error2;
+  }
+}
+
+// src/sandbox/run-mounts.ts
+import { lstat as lstat6, mkdtemp, rm as rm3 } from "node:fs/promises";
+import { join as join3, posix } from "node:path";
+
 // src/sandbox/cache-mounts.ts
 import { spawn } from "node:child_process";
 import { createHash as createHash2, randomBytes } from "node:crypto";
-import { chmod, chown, lstat as lstat2, mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod as chmod2, chown, lstat as lstat5, mkdir as mkdir3, rename as rename2, rm as rm2, writeFile as writeFile2 } from "node:fs/promises";
+import { join as join2 } from "node:path";
 var CacheMountError = class extends Error {
   constructor(cacheId, message) {
     super(message);
@@ -52424,9 +52704,9 @@ var CacheMountError = class extends Error {
   }
   cacheId;
 };
-function takeLock(flock, path17, mode, wait, signal) {
+function takeLock(flock, path21, mode, wait, signal) {
   const busy = 75;
-  const args = [mode === "shared" ? "--shared" : "--exclusive", ...wait ? [] : ["--nonblock", `--conflict-exit-code=${busy}`], path17, "/bin/sh", "-c", "echo locked; read -r _ || :"];
+  const args = [mode === "shared" ? "--shared" : "--exclusive", ...wait ? [] : ["--nonblock", `--conflict-exit-code=${busy}`], path21, "/bin/sh", "-c", "echo locked; read -r _ || :"];
   return new Promise((resolve4, reject) => {
     const holder = spawn(flock, args, { stdio: ["pipe", "pipe", "pipe"], signal, killSignal: "SIGKILL" });
     let errorText = "";
@@ -52444,12 +52724,12 @@ function takeLock(flock, path17, mode, wait, signal) {
       });
     });
     holder.once("error", (error2) => {
-      if (!held) reject(new Error(`could not lock ${path17} with ${flock}: ${error2.message}`));
+      if (!held) reject(new Error(`could not lock ${path21} with ${flock}: ${error2.message}`));
     });
     holder.once("close", (code) => {
       if (held) return;
       if (code === busy) resolve4(void 0);
-      else reject(new Error(`could not lock ${path17} with ${flock} (exit ${code ?? "by signal"}): ${errorText.trim()}`));
+      else reject(new Error(`could not lock ${path21} with ${flock} (exit ${code ?? "by signal"}): ${errorText.trim()}`));
     });
   });
 }
@@ -52457,35 +52737,45 @@ function cacheDirectoryName(id) {
   return createHash2("sha256").update(id).digest("hex").slice(0, 32);
 }
 var maxPrivateCopies = 64;
-async function acquireCacheDirectory(cacheRoot, request4, tools, signal) {
-  const home = join(cacheRoot, cacheDirectoryName(request4.id));
-  await mkdir(home, { recursive: true, mode: 448 });
-  await writeFile(join(home, "id"), `${request4.id}
+async function cacheHome(cacheRoot, id) {
+  const home = join2(cacheRoot, cacheDirectoryName(id));
+  await mkdir3(home, { recursive: true, mode: 448 });
+  await writeFile2(join2(home, "id"), `${id}
 `);
+  return home;
+}
+async function acquireCacheDirectory(cacheRoot, request4, tools, signal) {
+  const home = await cacheHome(cacheRoot, request4.id);
   let chosen;
   if (request4.sharing === "private") {
     for (let copy = 0; copy < maxPrivateCopies && chosen === void 0; copy++) {
       const name = copy === 0 ? "data" : `data-${copy}`;
-      const lock = await takeLock(tools.flock, join(home, `${name}.lock`), "exclusive", false, signal);
-      if (lock !== void 0) chosen = { directory: join(home, name), lock };
+      const lock = await takeLock(tools.flock, join2(home, `${name}.lock`), "exclusive", false, signal);
+      if (lock !== void 0) chosen = { directory: join2(home, name), lock };
     }
     if (chosen === void 0) throw new CacheMountError(request4.id, `cache ${request4.id}: all ${maxPrivateCopies} private copies are in use`);
   } else {
     const mode = request4.sharing === "locked" ? "exclusive" : "shared";
-    const lock = await takeLock(tools.flock, join(home, "data.lock"), mode, true, signal);
+    const lock = await takeLock(tools.flock, join2(home, "data.lock"), mode, true, signal);
     if (lock === void 0) throw new CacheMountError(request4.id, `cache ${request4.id}: lock not taken`);
-    chosen = { directory: join(home, "data"), lock };
+    chosen = { directory: join2(home, "data"), lock };
   }
   try {
-    await createCacheDirectory(chosen.directory, request4, tools.runCommand);
+    await createCacheDirectory(chosen.directory, request4, seedWithCp(tools.runCommand, request4.id));
   } catch (error2) {
     await chosen.lock.release();
     throw error2;
   }
   return chosen;
 }
-async function createCacheDirectory(directory, request4, runCommand3) {
-  const existing = await lstat2(directory).catch((error2) => {
+function seedWithCp(runCommand3, id) {
+  return async (seed, into) => {
+    const copied = await runCommand3("cp", ["-a", "--", `${seed}/.`, `${into}/`]);
+    if (copied.exitCode !== 0) throw new CacheMountError(id, `cache ${id}: could not seed it from its from= source: ${copied.stderr.trim()}`);
+  };
+}
+async function createCacheDirectory(directory, request4, seedWith) {
+  const existing = await lstat5(directory).catch((error2) => {
     if (error2.code === "ENOENT") return void 0;
     throw error2;
   });
@@ -52495,133 +52785,15 @@ async function createCacheDirectory(directory, request4, runCommand3) {
   }
   const fresh = `${directory}.new-${randomBytes(6).toString("hex")}`;
   try {
-    await mkdir(fresh, { mode: 493 });
-    if (request4.seed !== void 0) {
-      const copied = await runCommand3("cp", ["-a", "--", `${request4.seed}/.`, `${fresh}/`]);
-      if (copied.exitCode !== 0) throw new CacheMountError(request4.id, `cache ${request4.id}: could not seed it from its from= source: ${copied.stderr.trim()}`);
-    }
-    await chmod(fresh, request4.mode ?? 493);
+    await mkdir3(fresh, { mode: 493 });
+    if (request4.seed !== void 0) await seedWith(request4.seed, fresh);
+    await chmod2(fresh, request4.mode ?? 493);
     await chown(fresh, request4.uid ?? 0, request4.gid ?? 0);
-    await rename(fresh, directory).catch((error2) => {
+    await rename2(fresh, directory).catch((error2) => {
       if (error2.code !== "ENOTEMPTY" && error2.code !== "EEXIST") throw error2;
     });
   } finally {
-    await rm(fresh, { recursive: true, force: true });
-  }
-}
-
-// src/sandbox/mount-points.ts
-import { lstat as lstat3, mkdir as mkdir2, rmdir, stat, unlink, writeFile as writeFile2 } from "node:fs/promises";
-import { dirname, join as join2 } from "node:path";
-var MountPointError = class extends Error {
-  constructor(target, message) {
-    super(message);
-    this.target = target;
-    this.name = "MountPointError";
-  }
-  target;
-};
-var MountPointStubs = class {
-  constructor(root, runCommand3) {
-    this.root = root;
-    this.runCommand = runCommand3;
-  }
-  root;
-  runCommand;
-  stubs = [];
-  parents = /* @__PURE__ */ new Map();
-  /**
-   * The host path of `target` inside the root, resolved as the step will see it (symlinks the image
-   * planted stay inside the root) and made to exist as `kind`.
-   */
-  async prepare(target, kind) {
-    const relative3 = await resolveRelativeInRoot(this.root, target);
-    if (relative3 === "") throw new MountPointError(target, `cannot mount over the root directory (target ${target})`);
-    const components = pathComponents(relative3);
-    const created = [];
-    for (let index = 0; index < components.length; index++) {
-      const host2 = join2(this.root, ...components.slice(0, index + 1));
-      const isLast = index === components.length - 1;
-      const stats = created.length > 0 ? void 0 : await lstat3(host2).catch(missingAsUndefined);
-      if (stats !== void 0) {
-        const wanted = isLast ? kind : "directory";
-        if (wanted === "directory" && !stats.isDirectory()) {
-          const where = isLast ? "but the mount is a directory" : `/${components.slice(0, index + 1).join("/")} is in the way`;
-          throw new MountPointError(target, `mount target ${target} is not a directory in the image (${where})`);
-        }
-        if (wanted === "file" && stats.isDirectory()) {
-          throw new MountPointError(target, `mount target ${target} is a directory in the image, but the mount is a file`);
-        }
-        continue;
-      }
-      if (created.length === 0) await this.rememberParent(dirname(host2));
-      if (isLast && kind === "file") await writeFile2(host2, "", { mode: 420, flag: "wx" });
-      else await mkdir2(host2, { mode: 493 });
-      created.push(host2);
-    }
-    if (created.length > 0) this.stubs.push({ created });
-    return { host: join2(this.root, ...components), relative: relative3 };
-  }
-  /** Call once every mount point exists, before the step starts. */
-  async seal() {
-    for (const [path17, times] of this.parents) times.afterCreation = (await stat(path17, { bigint: true })).mtimeNs;
-  }
-  /**
-   * Removes what {@link prepare} created, once the step's mounts are gone. Returns the host paths
-   * left in place because the step wrote into them.
-   */
-  async remove() {
-    const untouched = [];
-    for (const [path17, times] of this.parents) {
-      const now = await stat(path17, { bigint: true }).catch(missingAsUndefined);
-      if (now !== void 0 && now.mtimeNs === times.afterCreation) untouched.push([path17, times.original]);
-    }
-    const kept = [];
-    for (const stub of [...this.stubs].reverse()) {
-      for (const path17 of [...stub.created].reverse()) {
-        const removed = await removeIfEmpty(path17);
-        if (!removed) {
-          kept.push(path17);
-          break;
-        }
-      }
-    }
-    for (const [path17, mtime] of untouched) {
-      if (await lstat3(path17).catch(missingAsUndefined) === void 0) continue;
-      await this.restoreMtime(path17, mtime);
-    }
-    this.stubs.length = 0;
-    this.parents.clear();
-    return kept;
-  }
-  async rememberParent(path17) {
-    if (this.parents.has(path17)) return;
-    this.parents.set(path17, { original: (await stat(path17, { bigint: true })).mtimeNs });
-  }
-  /** Node's utimes goes through a double and loses nanoseconds; touch(1) takes them exactly. */
-  async restoreMtime(path17, mtimeNs) {
-    const seconds = mtimeNs / 1000000000n;
-    const nanos = (mtimeNs % 1000000000n).toString().padStart(9, "0");
-    const result = await this.runCommand("touch", ["-m", "-c", "-d", `@${seconds}.${nanos}`, path17]);
-    if (result.exitCode !== 0) throw new MountPointError(path17, `could not restore the modification time of ${path17}: ${result.stderr.trim()}`);
-  }
-};
-function missingAsUndefined(error2) {
-  if (error2.code === "ENOENT" || error2.code === "ENOTDIR") return void 0;
-  throw error2;
-}
-async function removeIfEmpty(path17) {
-  const stats = await lstat3(path17).catch(missingAsUndefined);
-  if (stats === void 0) return true;
-  try {
-    if (stats.isDirectory()) await rmdir(path17);
-    else if (stats.isFile() && stats.size === 0) await unlink(path17);
-    else return false;
-    return true;
-  } catch (error2) {
-    const code = error2.code;
-    if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EBUSY") return false;
-    throw error2;
+    await rm2(fresh, { recursive: true, force: true });
   }
 }
 
@@ -52642,20 +52814,20 @@ async function findSecret(id, sources, hostEnv) {
   const source = [...sources].reverse().find((candidate) => candidate.id === id);
   if (source === void 0) return void 0;
   if (source.src !== void 0) {
-    const path17 = source.src;
-    const stats = await stat2(path17).catch((error2) => {
+    const path21 = source.src;
+    const stats = await stat2(path21).catch((error2) => {
       if (error2.code === "ENOENT") return void 0;
-      throw new SecretError(id, `secret ${id}: cannot read ${path17}: ${error2.message}`);
+      throw new SecretError(id, `secret ${id}: cannot read ${path21}: ${error2.message}`);
     });
     if (stats === void 0) return void 0;
-    if (!stats.isFile()) throw new SecretError(id, `secret ${id}: ${path17} is not a regular file`);
-    if (stats.size > maxSecretBytes) throw new SecretError(id, `secret ${id}: ${path17} is larger than ${maxSecretBytes} bytes`);
+    if (!stats.isFile()) throw new SecretError(id, `secret ${id}: ${path21} is not a regular file`);
+    if (stats.size > maxSecretBytes) throw new SecretError(id, `secret ${id}: ${path21} is larger than ${maxSecretBytes} bytes`);
     return {
       id,
-      open: () => createReadStream(path17),
+      open: () => createReadStream(path21),
       read: async () => {
         const chunks = [];
-        for await (const chunk of createReadStream(path17)) chunks.push(chunk);
+        for await (const chunk of createReadStream(path21)) chunks.push(chunk);
         return Buffer.concat(chunks);
       }
     };
@@ -52674,7 +52846,7 @@ var RunMountError = class extends Error {
     this.name = "RunMountError";
   }
 };
-function checkMountRequests(requests) {
+function checkMountRequests(requests, maxSecretFiles = secretDescriptors.length) {
   const ssh = requests.find((request4) => request4.type === "ssh");
   if (ssh !== void 0) {
     throw new RunMountError(
@@ -52698,13 +52870,13 @@ function checkMountRequests(requests) {
     }
   }
   const secretFiles = requests.filter((request4) => request4.type === "secret" && request4.target !== void 0).length;
-  if (secretFiles > secretDescriptors.length) {
-    throw new RunMountError(`a RUN step may mount at most ${secretDescriptors.length} secrets as files (it asks for ${secretFiles})`);
+  if (secretFiles > maxSecretFiles) {
+    throw new RunMountError(`a RUN step may mount at most ${maxSecretFiles} secrets as files (it asks for ${secretFiles})`);
   }
 }
 async function prepareRunMounts(root, requests, context, helpers) {
   checkMountRequests(requests);
-  const stubs = new MountPointStubs(root, context.runCommand);
+  const stubs = new MountPointStubs(root, touchMtime(context.runCommand));
   const locks = [];
   const mounts = [];
   const env = {};
@@ -52712,7 +52884,7 @@ async function prepareRunMounts(root, requests, context, helpers) {
   let stagingDir;
   const release = async () => {
     const kept = await stubs.remove();
-    if (stagingDir !== void 0) await rm2(stagingDir, { recursive: true, force: true });
+    if (stagingDir !== void 0) await rm3(stagingDir, { recursive: true, force: true });
     for (const lock of locks.splice(0).reverse()) await lock.release();
     return { kept };
   };
@@ -52723,10 +52895,7 @@ async function prepareRunMounts(root, requests, context, helpers) {
     for (const request4 of requests) {
       switch (request4.type) {
         case "bind": {
-          const source = await resolveInRoot(request4.source.root, request4.source.path);
-          const stats = await lstat4(source).catch(missingAsUndefined2);
-          if (stats === void 0) throw new RunMountError(`RUN --mount=type=bind: source ${request4.source.path} not found`);
-          const kind = stats.isDirectory() ? "directory" : "file";
+          const { source, kind } = await resolveBindSource(request4.source);
           const target = (await stubs.prepare(request4.target, kind)).host;
           if (request4.readonly) {
             mounts.push({ kind: "bind", source, target, readonly: true });
@@ -52738,12 +52907,7 @@ async function prepareRunMounts(root, requests, context, helpers) {
         }
         case "cache": {
           if (context.cacheRoot === void 0) throw new RunMountError("RUN --mount=type=cache needs a cache directory, and the build gave none");
-          let seed;
-          if (request4.seed !== void 0) {
-            seed = await resolveInRoot(request4.seed.root, request4.seed.path);
-            const stats = await lstat4(seed).catch(missingAsUndefined2);
-            if (!stats?.isDirectory()) throw new RunMountError(`RUN --mount=type=cache: source ${request4.seed.path} is not a directory`);
-          }
+          const seed = await resolveCacheSeed(request4.seed);
           const cache = await acquireCacheDirectory(
             context.cacheRoot,
             { id: request4.id, sharing: request4.sharing, mode: request4.mode, uid: request4.uid, gid: request4.gid, seed },
@@ -52761,13 +52925,8 @@ async function prepareRunMounts(root, requests, context, helpers) {
           break;
         }
         case "secret": {
-          const secret = await findSecret(request4.id, context.secrets, context.hostEnv);
-          if (secret === void 0) {
-            if (request4.required) {
-              throw new RunMountError(`secret ${request4.id} is required by RUN --mount=type=secret but was not given (pass --secret id=${request4.id},src=FILE or env=VARIABLE)`);
-            }
-            break;
-          }
+          const secret = await findMountSecret(request4, context);
+          if (secret === void 0) break;
           if (request4.env !== void 0) env[request4.env] = (await secret.read()).toString("utf8");
           if (request4.target !== void 0) {
             await needStaging();
@@ -52788,6 +52947,26 @@ async function prepareRunMounts(root, requests, context, helpers) {
     throw error2;
   }
   return { mounts, stagingDir, env, secretInputs, release };
+}
+async function resolveBindSource(source) {
+  const host2 = await resolveInRoot(source.root, source.path);
+  const stats = await lstat6(host2).catch(missingAsUndefined2);
+  if (stats === void 0) throw new RunMountError(`RUN --mount=type=bind: source ${source.path} not found`);
+  return { source: host2, kind: stats.isDirectory() ? "directory" : "file" };
+}
+async function resolveCacheSeed(seed) {
+  if (seed === void 0) return void 0;
+  const host2 = await resolveInRoot(seed.root, seed.path);
+  const stats = await lstat6(host2).catch(missingAsUndefined2);
+  if (!stats?.isDirectory()) throw new RunMountError(`RUN --mount=type=cache: source ${seed.path} is not a directory`);
+  return host2;
+}
+async function findMountSecret(request4, context) {
+  const secret = await findSecret(request4.id, context.secrets, context.hostEnv);
+  if (secret === void 0 && request4.required) {
+    throw new RunMountError(`secret ${request4.id} is required by RUN --mount=type=secret but was not given (pass --secret id=${request4.id},src=FILE or env=VARIABLE)`);
+  }
+  return secret;
 }
 function missingAsUndefined2(error2) {
   if (error2.code === "ENOENT" || error2.code === "ENOTDIR") return void 0;
@@ -52845,41 +53024,38 @@ var SandboxError = class extends Error {
   }
 };
 async function ensureMountDirectory(root, name) {
-  const path17 = join4(root, name);
-  const stats = await lstat5(path17).catch((error2) => {
+  const path21 = join4(root, name);
+  const stats = await lstat7(path21).catch((error2) => {
     if (error2.code === "ENOENT") return void 0;
     throw error2;
   });
   if (stats === void 0) {
-    await mkdir3(path17, { mode: 493 });
+    await mkdir4(path21, { mode: 493 });
   } else if (!stats.isDirectory()) {
     throw new SandboxError(`/${name} in the root filesystem is not a directory; a RUN step cannot mount it`);
   }
 }
-async function prepareStepFiles(root, files, copies) {
+async function prepareStepFiles(root, files, copies, stubs) {
   const mounts = [];
-  const created = [];
   for (const [index, file] of files.entries()) {
     const target = join4(root, file.path);
-    const parent = await lstat5(dirname2(target)).catch(() => void 0);
+    const parent = await lstat7(dirname2(target)).catch(() => void 0);
     if (!parent?.isDirectory()) continue;
-    const stats = await lstat5(target).catch(() => void 0);
-    if (stats === void 0) {
-      await writeFile3(target, "", { mode: 420, flag: "wx" });
-      created.push(target);
-    } else if (!stats.isFile()) {
-      continue;
-    }
+    const stats = await lstat7(target).catch(() => void 0);
+    if (stats === void 0) await stubs.prepare(file.path, "file");
+    else if (!stats.isFile()) continue;
     const source = join4(copies, String(index));
     await writeFile3(source, file.content, { mode: 420 });
     mounts.push({ source, target });
   }
-  return { mounts, created };
+  await stubs.seal();
+  return mounts;
 }
 async function runChrootStep(request4, tools) {
   for (const name of ["proc", "dev", "sys"]) await ensureMountDirectory(request4.root, name);
   const copies = await mkdtemp2(join4(tmpdir(), "kiln-step-files-"));
-  const { mounts: hostFiles, created } = await prepareStepFiles(request4.root, request4.hostFiles, copies);
+  const stubs = new MountPointStubs(request4.root, touchMtime(runCommand));
+  const hostFiles = await prepareStepFiles(request4.root, request4.hostFiles, copies, stubs);
   try {
     const prepared = request4.runMounts ? await prepareRunMounts(request4.root, request4.runMounts.requests, request4.runMounts.context, { flock: tools.flock, signal: request4.signal }) : void 0;
     let outcome;
@@ -52894,7 +53070,7 @@ async function runChrootStep(request4, tools) {
     const released = await prepared?.release();
     return { ...outcome, keptMountPoints: released?.kept ?? [] };
   } finally {
-    await Promise.all([...created.map((path17) => rm3(path17, { force: true })), rm3(copies, { recursive: true, force: true })]);
+    await Promise.all([stubs.remove(), rm4(copies, { recursive: true, force: true })]);
   }
 }
 async function spawnStep(argv, env, request4, secretInputs, tools) {
@@ -52937,18 +53113,18 @@ async function spawnStep(argv, env, request4, secretInputs, tools) {
   }
   return result;
 }
-async function locateSandboxTools(hostPath2) {
+async function locateSandboxTools(hostPath3) {
   const find = async (name) => {
-    for (const dir of hostPath2.split(":").filter(Boolean)) {
+    for (const dir of hostPath3.split(":").filter(Boolean)) {
       const candidate = join4(dir, name);
-      const stats = await lstat5(candidate).catch(() => void 0);
+      const stats = await lstat7(candidate).catch(() => void 0);
       if (stats && !stats.isDirectory()) return candidate;
     }
     throw new SandboxError(`RUN steps need util-linux's ${name} on the PATH (Debian/Ubuntu: apt-get install util-linux)`);
   };
   return { setpriv: await find("setpriv"), unshare: await find("unshare"), flock: await find("flock") };
 }
-async function defaultStepFiles(hostname, readHostFile = (path17) => readFile(path17)) {
+async function defaultStepFiles(hostname, readHostFile = (path21) => readFile(path21)) {
   const resolvConf = await readHostFile("/etc/resolv.conf").catch(() => Buffer.from(""));
   return [
     { path: "/etc/resolv.conf", content: resolvConf },
@@ -52960,8 +53136,260 @@ async function defaultStepFiles(hostname, readHostFile = (path17) => readFile(pa
   ];
 }
 
+// src/sandbox/kiln-runtime.ts
+async function locateKilnRuntime(probe) {
+  const named = probe.env.KILN_RUNTIME_DIR;
+  const candidate = named !== void 0 && named !== "" ? path3.resolve(named) : path3.dirname(path3.dirname(probe.execPath));
+  const loader = path3.join(candidate, "lib", "ld.so");
+  if (!await probe.exists(loader)) {
+    if (named !== void 0 && named !== "") throw new SandboxError(`KILN_RUNTIME_DIR=${named} holds no lib/ld.so (see images/executor/collect-runtime.sh)`);
+    return void 0;
+  }
+  const tools = /* @__PURE__ */ new Map();
+  for (const name of ["setpriv"]) tools.set(name, await probe.exists(path3.join(candidate, "bin", name)));
+  return {
+    dir: candidate,
+    tool(name) {
+      if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name} (util-linux); rebuild the executor image`);
+      return [loader, "--library-path", path3.join(candidate, "lib"), path3.join(candidate, "bin", name)];
+    }
+  };
+}
+
+// src/build/in-place.ts
+import { realpath } from "node:fs/promises";
+import path5 from "node:path";
+
+// src/rootfs/root-paths.ts
+var RootPaths = class {
+  paths;
+  constructor(paths) {
+    this.paths = new Set(paths);
+  }
+  /** True when exactly this path is in the set. */
+  has(relative3) {
+    return this.paths.has(relative3);
+  }
+  /** True when the path or one of its ancestors is in the set. */
+  covers(relative3) {
+    let p = relative3;
+    for (; ; ) {
+      if (this.paths.has(p)) return true;
+      const slash = p.lastIndexOf("/");
+      if (slash < 0) return false;
+      p = p.slice(0, slash);
+    }
+  }
+  /** True when some path of the set lies strictly below this one (the root, '', holds all of them). */
+  holdsBelow(relative3) {
+    const prefix = relative3 === "" ? "" : `${relative3}/`;
+    for (const p of this.paths) if (p.startsWith(prefix) && p !== relative3) return true;
+    return false;
+  }
+  list() {
+    return [...this.paths].sort();
+  }
+};
+
+// src/snapshot/ignore.ts
+import path4 from "node:path";
+
+// src/snapshot/errors.ts
+var SnapshotError = class extends Error {
+  name = "SnapshotError";
+};
+var SnapshotStateError = class extends SnapshotError {
+  constructor(operation, expected) {
+    super(`snapshot ${operation}() called ${expected}`);
+    this.operation = operation;
+    this.expected = expected;
+  }
+  operation;
+  expected;
+  name = "SnapshotStateError";
+};
+var InvalidIgnorePathError = class extends SnapshotError {
+  constructor(ignorePath) {
+    super(`--ignore-path ${JSON.stringify(ignorePath)} names the whole root filesystem; nothing would be snapshotted`);
+    this.ignorePath = ignorePath;
+  }
+  ignorePath;
+  name = "InvalidIgnorePathError";
+};
+var SnapshotWalkError = class extends SnapshotError {
+  constructor(root, path21, cause) {
+    super(`cannot read ${JSON.stringify(path21)} under root ${root}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause
+    });
+    this.root = root;
+    this.path = path21;
+  }
+  root;
+  path;
+  name = "SnapshotWalkError";
+};
+var OverlayError = class extends SnapshotError {
+  constructor(message, command, stderr) {
+    super(stderr ? `${message}: ${stderr.trim()}` : message);
+    this.command = command;
+    this.stderr = stderr;
+  }
+  command;
+  stderr;
+  name = "OverlayError";
+};
+
+// src/snapshot/mountinfo.ts
+function decodeOctalEscapes(text) {
+  if (!text.includes("\\")) return text;
+  const input = Buffer.from(text, "utf8");
+  const out = Buffer.alloc(input.length);
+  let n = 0;
+  for (let i = 0; i < input.length; i++) {
+    const b = input[i];
+    if (b === 92 && isOctal(input[i + 1]) && isOctal(input[i + 2]) && isOctal(input[i + 3])) {
+      out[n++] = input[i + 1] - 48 << 6 | input[i + 2] - 48 << 3 | input[i + 3] - 48;
+      i += 3;
+    } else {
+      out[n++] = b;
+    }
+  }
+  return out.subarray(0, n).toString("utf8");
+}
+function isOctal(b) {
+  return b !== void 0 && b >= 48 && b <= 55;
+}
+function parseMountInfo(text) {
+  const entries = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const fields = line.split(" ");
+    const separator2 = fields.indexOf("-", 6);
+    if (fields.length < 7 || separator2 < 0 || separator2 + 1 >= fields.length) continue;
+    const [mountId, parentId, , root, mountPoint] = fields;
+    if (mountId === void 0 || parentId === void 0 || root === void 0 || mountPoint === void 0) continue;
+    entries.push({
+      mountId: Number(mountId),
+      parentId: Number(parentId),
+      root: decodeOctalEscapes(root),
+      mountPoint: decodeOctalEscapes(mountPoint),
+      fsType: decodeOctalEscapes(fields[separator2 + 1] ?? ""),
+      source: decodeOctalEscapes(fields[separator2 + 2] ?? "")
+    });
+  }
+  return entries;
+}
+
+// src/snapshot/ignore.ts
+var alwaysIgnored = ["proc", "sys", "dev"];
+var IgnoreList = class _IgnoreList extends RootPaths {
+  /**
+   * Builds the list for a root directory. `root` must be a real path (no symlinks) so that it compares
+   * with mount points; `mountInfo` is the text of /proc/self/mountinfo, read by the caller.
+   */
+  static forRoot(root, options, mountInfo) {
+    const paths = new Set(alwaysIgnored);
+    if (options.ignoreVarRun ?? true) paths.add("var/run");
+    for (const entry of options.ignorePaths ?? []) {
+      const rel = imagePathToRelative(entry);
+      if (rel === "") throw new InvalidIgnorePathError(entry);
+      paths.add(rel);
+    }
+    const kilnRel = options.kilnDir === void 0 ? void 0 : hostPathInsideRoot(root, options.kilnDir);
+    if (kilnRel !== void 0 && kilnRel !== "") paths.add(kilnRel);
+    for (const mount of parseMountInfo(mountInfo)) {
+      const rel = hostPathInsideRoot(root, mount.mountPoint);
+      if (rel !== void 0 && rel !== "") paths.add(rel);
+    }
+    return new _IgnoreList(paths);
+  }
+};
+function imagePathToRelative(imagePath) {
+  const normalized = path4.posix.normalize(`/${imagePath}`);
+  return normalized.replace(/^\/+/, "").replace(/\/+$/, "");
+}
+function hostPathInsideRoot(root, hostPath3) {
+  const rel = path4.posix.relative(root, path4.posix.resolve(hostPath3));
+  if (rel === "") return "";
+  if (rel === ".." || rel.startsWith("../") || path4.posix.isAbsolute(rel)) return void 0;
+  return rel;
+}
+
+// src/build/in-place.ts
+var IsolationError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "IsolationError";
+  }
+};
+var containerMarkers = ["/.dockerenv", "/run/.containerenv"];
+async function detectContainer(exists3, env) {
+  if ((env.container ?? "") !== "" || (env.KUBERNETES_SERVICE_HOST ?? "") !== "") return true;
+  for (const marker of containerMarkers) if (await exists3(marker)) return true;
+  return false;
+}
+async function chooseIsolation(requested, force, probes) {
+  if (requested === "chroot") return { isolation: "chroot", reason: "isolation: chroot (as asked)" };
+  if (requested === "in-place") {
+    if (!force && !await probes.inContainer()) {
+      throw new IsolationError(
+        "--isolation in-place replaces the filesystem kiln runs on with the image being built; it is meant for a dedicated job container, and this does not look like one. Pass --force if it is one (as with kaniko), or use --isolation chroot."
+      );
+    }
+    return { isolation: "in-place", reason: `isolation: in-place (as asked): RUN steps run in this container's own "/"` };
+  }
+  const unavailable = await probes.namespacesUnavailable();
+  if (unavailable === void 0) return { isolation: "chroot", reason: "isolation: chroot (auto: kiln may create namespaces here)" };
+  if (force || await probes.inContainer()) {
+    return { isolation: "in-place", reason: `isolation: in-place (auto: namespaces are not available, ${unavailable}; running in a container)` };
+  }
+  throw new IsolationError(
+    `RUN steps need namespaces (${unavailable}), and in-place isolation is only for a dedicated job container. Run kiln as root on the host, or in a container (its executor image) where in-place isolation takes over.`
+  );
+}
+var alwaysProtected = ["proc", "sys", "dev"];
+function protectedPaths(inputs) {
+  const paths = new Set(alwaysProtected);
+  const add = (hostPath3) => {
+    const relative3 = hostPathInsideRoot(inputs.root, hostPath3);
+    if (relative3 === "") throw new IsolationError(`${hostPath3} is the root an in-place build replaces; kiln needs it elsewhere`);
+    if (relative3 !== void 0) paths.add(relative3);
+  };
+  add(inputs.runtimeDir);
+  for (const hostPath3 of inputs.hostPaths) add(hostPath3);
+  for (const mount of parseMountInfo(inputs.mountInfo)) {
+    const relative3 = hostPathInsideRoot(inputs.root, mount.mountPoint);
+    if (relative3 !== void 0 && relative3 !== "") paths.add(relative3);
+  }
+  for (const ignored of inputs.ignorePaths) {
+    const relative3 = imagePathToRelative(ignored);
+    if (relative3 !== "") paths.add(relative3);
+  }
+  return new RootPaths(paths);
+}
+function buildHostPaths(options, contextRoot, env) {
+  const transport = options.registry;
+  const home = env.HOME ?? "/root";
+  return [
+    options.kilnDir,
+    ...options.cacheDir === void 0 ? [] : [options.cacheDir],
+    contextRoot,
+    env.DOCKER_CONFIG ?? path5.join(home, ".docker"),
+    ...Object.values(transport.registryCertificates),
+    ...Object.values(transport.registryClientCerts).flatMap((pair) => [pair.cert, pair.key]),
+    ...options.secrets.flatMap((secret) => secret.src === void 0 ? [] : [secret.src]),
+    ...[options.tarPath, options.ociLayoutPath, options.digestFile, options.imageNameWithDigestFile, options.imageNameTagWithDigestFile].filter(
+      (output) => output !== void 0
+    )
+  ].map((hostPath3) => path5.resolve(hostPath3));
+}
+async function realOrAsGiven(hostPath3) {
+  return realpath(hostPath3).catch(() => hostPath3);
+}
+
 // src/build/outputs.ts
-import { writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir7, writeFile as writeFile5 } from "node:fs/promises";
+import { dirname as dirname3 } from "node:path";
 
 // src/image/reference.ts
 var dockerHubRegistry = "docker.io";
@@ -53106,11 +53534,10 @@ function checkDigest(text, digest) {
 }
 
 // src/layout/docker-archive.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
-import { createReadStream as createReadStream3, createWriteStream } from "node:fs";
-import { open, rename as rename2, rm as rm4 } from "node:fs/promises";
-import path2 from "node:path";
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { mkdir as mkdir5, open, rename as rename3, rm as rm5 } from "node:fs/promises";
+import path6 from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 
 // src/image/manifest.ts
@@ -53383,12 +53810,14 @@ async function writeDockerArchive(output, images) {
   await Promise.all([produced, finished]);
 }
 async function writeDockerArchiveFile(file, images) {
-  const temp = path2.join(path2.dirname(file), `.${path2.basename(file)}.kiln-tmp-${randomBytes2(6).toString("hex")}`);
+  const temp = path6.join(path6.dirname(file), `.${path6.basename(file)}.kiln-tmp-${randomBytes2(6).toString("hex")}`);
+  await mkdir5(path6.dirname(file), { recursive: true });
+  const handle = await open(temp, "wx", 420);
   try {
-    await writeDockerArchive(createWriteStream(temp), images);
-    await rename2(temp, file);
+    await writeDockerArchive(handle.createWriteStream(), images);
+    await rename3(temp, file);
   } catch (error2) {
-    await rm4(temp, { force: true });
+    await rm5(temp, { force: true });
     throw error2;
   }
 }
@@ -53441,9 +53870,9 @@ function addBuffer(pack, name, data) {
 
 // src/layout/oci-layout.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { createWriteStream as createWriteStream2 } from "node:fs";
-import { mkdir as mkdir4, readFile as readFile2, rename as rename3, rm as rm5, stat as stat3, writeFile as writeFile4 } from "node:fs/promises";
-import path3 from "node:path";
+import { createWriteStream } from "node:fs";
+import { mkdir as mkdir6, readFile as readFile2, rename as rename4, rm as rm6, stat as stat3, writeFile as writeFile4 } from "node:fs/promises";
+import path7 from "node:path";
 import { pipeline as pipeline3 } from "node:stream/promises";
 
 // src/image/platform.ts
@@ -53597,7 +54026,7 @@ var OciLayoutError = class extends Error {
 function blobPath(directory, digest) {
   const match = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/.exec(digest);
   if (match === null) throw new OciLayoutError(directory, `"${digest}" is not a valid digest`);
-  return path3.join(directory, "blobs", match[1], match[2]);
+  return path7.join(directory, "blobs", match[1], match[2]);
 }
 async function writeImageToLayout(directory, image, options = {}) {
   await initLayout(directory);
@@ -53611,8 +54040,8 @@ async function writeImageToLayout(directory, image, options = {}) {
   return addToIndex(directory, descriptor, options.tag);
 }
 async function initLayout(directory) {
-  await mkdir4(path3.join(directory, "blobs", "sha256"), { recursive: true });
-  const layoutFile = path3.join(directory, "oci-layout");
+  await mkdir6(path7.join(directory, "blobs", "sha256"), { recursive: true });
+  const layoutFile = path7.join(directory, "oci-layout");
   const existing = await readFile2(layoutFile).catch((error2) => {
     if (isNotFound(error2)) return void 0;
     throw error2;
@@ -53638,19 +54067,19 @@ async function writeBlobBytes(directory, digest, data) {
   verifyDigest(data, digest, "blob");
   const target = blobPath(directory, digest);
   if (await hasBlob(target, data.length)) return;
-  await mkdir4(path3.dirname(target), { recursive: true });
+  await mkdir6(path7.dirname(target), { recursive: true });
   await writeAtomically(directory, target, data);
 }
-async function writeBlobStream(directory, descriptor, open8) {
+async function writeBlobStream(directory, descriptor, open9) {
   const target = blobPath(directory, descriptor.digest);
   if (await hasBlob(target, descriptor.size)) return;
-  await mkdir4(path3.dirname(target), { recursive: true });
+  await mkdir6(path7.dirname(target), { recursive: true });
   const temp = tempPath(directory);
   try {
-    await pipeline3(verifiedStream(await open8(), descriptor, `blob ${descriptor.digest}`), createWriteStream2(temp));
-    await rename3(temp, target);
+    await pipeline3(verifiedStream(await open9(), descriptor, `blob ${descriptor.digest}`), createWriteStream(temp));
+    await rename4(temp, target);
   } catch (error2) {
-    await rm5(temp, { force: true });
+    await rm6(temp, { force: true });
     throw error2;
   }
 }
@@ -53662,7 +54091,7 @@ async function hasBlob(target, size) {
   return info2 !== void 0 && info2.isFile() && info2.size === size;
 }
 async function addToIndex(directory, descriptor, tag) {
-  const indexPath = path3.join(directory, "index.json");
+  const indexPath = path7.join(directory, "index.json");
   const existing = await readFile2(indexPath).catch((error2) => {
     if (isNotFound(error2)) return void 0;
     throw error2;
@@ -53685,14 +54114,14 @@ async function writeAtomically(directory, target, data) {
   const temp = tempPath(directory);
   try {
     await writeFile4(temp, data);
-    await rename3(temp, target);
+    await rename4(temp, target);
   } catch (error2) {
-    await rm5(temp, { force: true });
+    await rm6(temp, { force: true });
     throw error2;
   }
 }
 function tempPath(directory) {
-  return path3.join(directory, `.kiln-tmp-${randomBytes3(8).toString("hex")}`);
+  return path7.join(directory, `.kiln-tmp-${randomBytes3(8).toString("hex")}`);
 }
 async function forEachBounded(items, limit, work) {
   let next = 0;
@@ -54593,8 +55022,8 @@ var RegistryClient = class {
   apiRepositoryOf(context) {
     return context.repository ? this.apiRepository(context.repository) : "";
   }
-  url(path17) {
-    return new URL(path17, this.baseUrl);
+  url(path21) {
+    return new URL(path21, this.baseUrl);
   }
   repoUrl(repository, rest) {
     return this.url(`/v2/${this.apiRepository(repository)}/${rest}`);
@@ -54641,9 +55070,9 @@ function parseJson(raw, context) {
     throw new RegistryError(context, { reason: "the registry answered with something not JSON" }, { cause: error2 });
   }
 }
-function nextLink(link5) {
-  if (!link5) return void 0;
-  for (const part of link5.split(/,(?=\s*<)/)) {
+function nextLink(link7) {
+  if (!link7) return void 0;
+  for (const part of link7.split(/,(?=\s*<)/)) {
     const match = /^\s*<([^>]*)>(.*)$/.exec(part);
     if (match && /;\s*rel="?next"?/i.test(match[2] ?? "")) return match[1];
   }
@@ -54931,20 +55360,27 @@ async function writeLocalOutputs(image, destinations, options) {
     await writeDockerArchiveFile(options.tarPath, [{ image, tags: destinations.filter((d) => d.tag !== void 0).map((d) => d.toString()) }]);
   }
   if (options.ociLayoutPath !== void 0) await writeImageToLayout(options.ociLayoutPath, image);
-  if (options.digestFile !== void 0) await writeFile5(options.digestFile, image.digest);
+  if (options.digestFile !== void 0) await writeOutputFile(options.digestFile, image.digest);
   if (options.imageNameWithDigestFile !== void 0) {
-    await writeFile5(options.imageNameWithDigestFile, destinations.map((d) => `${d.name}@${image.digest}
+    await writeOutputFile(options.imageNameWithDigestFile, destinations.map((d) => `${d.name}@${image.digest}
 `).join(""));
   }
   if (options.imageNameTagWithDigestFile !== void 0) {
-    await writeFile5(options.imageNameTagWithDigestFile, destinations.map((d) => `${d.name}:${d.tag ?? "latest"}@${image.digest}
+    await writeOutputFile(options.imageNameTagWithDigestFile, destinations.map((d) => `${d.name}:${d.tag ?? "latest"}@${image.digest}
 `).join(""));
   }
 }
+async function writeOutputFile(file, content) {
+  await mkdir7(dirname3(file), { recursive: true });
+  await writeFile5(file, content);
+}
+
+// src/build/prepare.ts
+import { mkdir as mkdir10 } from "node:fs/promises";
 
 // src/context/source.ts
-import { createReadStream as createReadStream4 } from "node:fs";
-import { mkdtemp as mkdtemp3, rm as rm6 } from "node:fs/promises";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { join as join8, resolve as resolve3 } from "node:path";
 
@@ -55005,8 +55441,8 @@ var GitContextError = class extends Error {
 };
 
 // src/context/dir-source.ts
-async function resolveDirContext(path17, cwd) {
-  const root = resolve(cwd, path17);
+async function resolveDirContext(path21, cwd) {
+  const root = resolve(cwd, path21);
   let isDir;
   try {
     isDir = (await stat4(root)).isDirectory();
@@ -55232,19 +55668,19 @@ var IgnorePattern = class {
     this.segments = compileSegments(p);
   }
   /** Does the pattern match this exact path (no parent logic)? */
-  matches(path17) {
+  matches(path21) {
     switch (this.kind) {
       case "exact":
-        return path17 === this.pattern;
+        return path21 === this.pattern;
       case "prefix":
-        return path17.startsWith(this.pattern.slice(0, -2));
+        return path21.startsWith(this.pattern.slice(0, -2));
       case "suffix": {
         const suffix = this.pattern.slice(2);
-        if (path17.endsWith(suffix)) return true;
-        return suffix.startsWith("/") && path17 === suffix.slice(1);
+        if (path21.endsWith(suffix)) return true;
+        return suffix.startsWith("/") && path21 === suffix.slice(1);
       }
       case "regexp":
-        return this.regexp.test(path17);
+        return this.regexp.test(path21);
     }
   }
   /**
@@ -55363,14 +55799,14 @@ var IgnoreMatcher = class _IgnoreMatcher {
    * Is this path (relative to the context root, `/`-separated) excluded from the context?
    * patternmatcher's `MatchesOrParentMatches`: the path is used as given.
    */
-  isExcluded(path17) {
-    const slash = path17.lastIndexOf("/");
-    const parent = slash < 0 ? "." : cleanPath(path17.slice(0, slash) || "/");
+  isExcluded(path21) {
+    const slash = path21.lastIndexOf("/");
+    const parent = slash < 0 ? "." : cleanPath(path21.slice(0, slash) || "/");
     const parentDirs = parent.split("/");
     let matched = false;
     for (const pattern of this.patterns) {
       if (pattern.exception !== matched) continue;
-      let match = pattern.matches(path17);
+      let match = pattern.matches(path21);
       if (!match && parent !== ".") {
         let prefix = "";
         for (let i = 0; i < parentDirs.length; i++) {
@@ -55389,13 +55825,13 @@ var IgnoreMatcher = class _IgnoreMatcher {
    * The same answer as {@link isExcluded}, using the parent directory's flags instead of
    * re-matching every ancestor. `parent` is null at the context root.
    */
-  isExcludedBelow(path17, parent) {
+  isExcludedBelow(path21, parent) {
     let matched = false;
     const patterns = this.patterns;
     for (let i = 0; i < patterns.length; i++) {
       const pattern = patterns[i];
       if (pattern.exception !== matched) continue;
-      if (parent !== null && parent[i] === 1 || pattern.matches(path17)) matched = !pattern.exception;
+      if (parent !== null && parent[i] === 1 || pattern.matches(path21)) matched = !pattern.exception;
     }
     return matched;
   }
@@ -55404,13 +55840,13 @@ var IgnoreMatcher = class _IgnoreMatcher {
    * evaluated here (not only the ones the last-match rule consults) because a child may consult
    * a pattern its parent skipped.
    */
-  evaluateDirectory(path17, parent) {
+  evaluateDirectory(path21, parent) {
     const patterns = this.patterns;
     const flags = new Uint8Array(patterns.length);
     let matched = false;
     for (let i = 0; i < patterns.length; i++) {
       const pattern = patterns[i];
-      const hit = parent !== null && parent[i] === 1 || pattern.matches(path17);
+      const hit = parent !== null && parent[i] === 1 || pattern.matches(path21);
       if (hit) flags[i] = 1;
       if (pattern.exception === matched && hit) matched = !pattern.exception;
     }
@@ -55433,9 +55869,9 @@ var IgnoreMatcher = class _IgnoreMatcher {
 };
 
 // src/context/dockerfile-location.ts
-async function isFile(path17) {
+async function isFile(path21) {
   try {
-    return (await stat5(path17)).isFile();
+    return (await stat5(path21)).isFile();
   } catch (err2) {
     if (err2.code === "ENOENT" || err2.code === "ENOTDIR") return false;
     throw err2;
@@ -55454,11 +55890,11 @@ async function locateDockerfile(name, root, cwd, fetched) {
   }
   throw new ContextSourceError(root, `Dockerfile ${JSON.stringify(name)} not found (looked for ${candidates.join(" and ")})`);
 }
-async function readDockerfile(path17) {
+async function readDockerfile(path21) {
   try {
-    return await readFile3(path17, "utf8");
+    return await readFile3(path21, "utf8");
   } catch (err2) {
-    throw new ContextSourceError(path17, `cannot read the Dockerfile: ${err2 instanceof Error ? err2.message : String(err2)}`, { cause: err2 });
+    throw new ContextSourceError(path21, `cannot read the Dockerfile: ${err2 instanceof Error ? err2.message : String(err2)}`, { cause: err2 });
   }
 }
 async function loadIgnoreFile(root, dockerfilePath) {
@@ -55474,14 +55910,14 @@ async function loadIgnoreFile(root, dockerfilePath) {
 
 // src/context/git-source.ts
 import { isAbsolute as isAbsolute2, join as join6, relative } from "node:path";
-import { realpath, stat as stat6 } from "node:fs/promises";
+import { realpath as realpath2, stat as stat6 } from "node:fs/promises";
 var SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/i;
 function isGitContext(spec) {
   if (spec.startsWith("git://") || spec.startsWith("git@") || spec.startsWith("ssh://")) return true;
   if (/^(https?|file):\/\//.test(spec)) {
     const beforeFragment = spec.split("#")[0];
-    const path17 = beforeFragment.split("?")[0];
-    return /\.git\/?$/.test(path17);
+    const path21 = beforeFragment.split("?")[0];
+    return /\.git\/?$/.test(path21);
   }
   return false;
 }
@@ -55637,8 +56073,8 @@ async function resolveInside(root, sub, what) {
   let real;
   let realRoot;
   try {
-    real = await realpath(candidate);
-    realRoot = await realpath(root);
+    real = await realpath2(candidate);
+    realRoot = await realpath2(root);
     if (!(await stat6(real)).isDirectory()) throw new ContextSourceError(what, `${JSON.stringify(sub)} is not a directory`);
   } catch (err2) {
     if (err2 instanceof ContextSourceError) throw err2;
@@ -55670,7 +56106,9 @@ function createSpawnRunner() {
         };
         child.stdout.on("data", keep(out));
         child.stderr.on("data", keep(err2));
-        child.on("error", reject);
+        child.on("error", (error2) => {
+          reject(error2.code === "ENOENT" ? new Error(`${program2} is not installed here (it is not on the PATH ${env.PATH ?? "(unset)"})`, { cause: error2 }) : error2);
+        });
         child.on("close", (code) => {
           resolve4({ exitCode: code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err2).toString("utf8") });
         });
@@ -55681,7 +56119,7 @@ function createSpawnRunner() {
 
 // src/context/tar-source.ts
 var import_tar_stream2 = __toESM(require_tar_stream(), 1);
-import { lstat as lstat6, link, lutimes, mkdir as mkdir5, open as open2, rmdir as rmdir2, symlink, unlink as unlink2, utimes, chmod as chmod2 } from "node:fs/promises";
+import { lstat as lstat8, link as link2, lutimes as lutimes2, mkdir as mkdir8, open as open2, rmdir as rmdir2, symlink as symlink2, unlink as unlink2, utimes, chmod as chmod3 } from "node:fs/promises";
 import { join as join7 } from "node:path";
 import { Readable as Readable5 } from "node:stream";
 import { pipeline as pipeline5 } from "node:stream/promises";
@@ -55771,9 +56209,9 @@ function entrySegments(name) {
   if (segments.includes("..")) throw new UnsafeTarEntryError(name, 'a ".." component would leave the build context');
   return segments;
 }
-async function lstatOrNull(path17) {
+async function lstatOrNull(path21) {
   try {
-    return await lstat6(path17);
+    return await lstat8(path21);
   } catch (err2) {
     if (err2.code === "ENOENT") return null;
     throw err2;
@@ -55807,8 +56245,8 @@ var SafeTarWriter = class {
         if (existing !== null && !existing.isDirectory()) {
           await unlink2(abs);
         }
-        if (existing === null || !existing.isDirectory()) await mkdir5(abs);
-        await chmod2(abs, mode);
+        if (existing === null || !existing.isDirectory()) await mkdir8(abs);
+        await chmod3(abs, mode);
         this.realDirs.add(rel);
         this.dirTimes.push({ path: abs, mtime });
         body.resume();
@@ -55823,15 +56261,15 @@ var SafeTarWriter = class {
         } finally {
           await handle.close();
         }
-        await chmod2(abs, mode);
+        await chmod3(abs, mode);
         await utimes(abs, mtime, mtime);
         return;
       }
       case "symlink": {
         body.resume();
         await this.clear(header2.name, rel, abs);
-        await symlink(header2.linkname ?? "", abs);
-        await lutimes(abs, mtime, mtime);
+        await symlink2(header2.linkname ?? "", abs);
+        await lutimes2(abs, mtime, mtime);
         return;
       }
       case "link": {
@@ -55849,7 +56287,7 @@ var SafeTarWriter = class {
           throw new UnsafeTarEntryError(header2.name, `hard link target ${JSON.stringify(target)} is not a file extracted earlier`);
         }
         await this.clear(header2.name, rel, abs);
-        await link(targetAbs, abs);
+        await link2(targetAbs, abs);
         return;
       }
       default: {
@@ -55862,8 +56300,8 @@ var SafeTarWriter = class {
   /** Directory modification times last: creating children changed them. */
   async finish() {
     for (let i = this.dirTimes.length - 1; i >= 0; i--) {
-      const { path: path17, mtime } = this.dirTimes[i];
-      await utimes(path17, mtime, mtime);
+      const { path: path21, mtime } = this.dirTimes[i];
+      await utimes(path21, mtime, mtime);
     }
   }
   /** Creates missing parent directories; refuses a parent that is a symlink or not a directory. */
@@ -55875,7 +56313,7 @@ var SafeTarWriter = class {
       const abs = join7(this.dest, rel);
       const st = await lstatOrNull(abs);
       if (st === null) {
-        await mkdir5(abs, { mode: 493 });
+        await mkdir8(abs, { mode: 493 });
       } else if (st.isSymbolicLink()) {
         throw new UnsafeTarEntryError(name, `its parent ${JSON.stringify(rel)} is a symbolic link; writing through it could leave the build context`);
       } else if (!st.isDirectory()) {
@@ -55956,14 +56394,14 @@ function parseContextSpec(spec, env = {}) {
   if (spec === "-") return { kind: "stdin", allowDockerfile: true };
   if (spec === "tar://stdin") return { kind: "stdin", allowDockerfile: false };
   if (spec.startsWith("tar://")) {
-    const path17 = spec.slice("tar://".length);
-    if (path17 === "") throw new ContextSpecError(spec, "tar:// needs a path (or tar://stdin)");
-    return { kind: "tar", path: path17 };
+    const path21 = spec.slice("tar://".length);
+    if (path21 === "") throw new ContextSpecError(spec, "tar:// needs a path (or tar://stdin)");
+    return { kind: "tar", path: path21 };
   }
   if (spec.startsWith("dir://")) {
-    const path17 = spec.slice("dir://".length);
-    if (path17 === "") throw new ContextSpecError(spec, "dir:// needs a path");
-    return { kind: "dir", path: path17 };
+    const path21 = spec.slice("dir://".length);
+    if (path21 === "") throw new ContextSpecError(spec, "dir:// needs a path");
+    return { kind: "dir", path: path21 };
   }
   if (isGitContext(spec)) return { kind: "git", git: parseGitContext(spec, env) };
   if (/^https?:\/\//.test(spec)) return { kind: "url", url: spec };
@@ -55988,9 +56426,9 @@ async function materialize(spec, options, temp) {
     case "dir":
       return { root: await resolveDirContext(spec.path, cwd), kind: "dir", temp: null };
     case "tar": {
-      const path17 = resolve3(cwd, spec.path);
+      const path21 = resolve3(cwd, spec.path);
       const dest = await temp();
-      const input = createReadStream4(path17);
+      const input = createReadStream3(path21);
       await extractTarStream(input, dest, { label: `tar://${spec.path}`, ...warn(options) });
       return { root: dest, kind: "tar", temp: dest };
     }
@@ -56042,7 +56480,7 @@ async function openBuildContext(options) {
     return dir;
   };
   const cleanup = async () => {
-    await Promise.all(temps.map((dir) => rm6(dir, { recursive: true, force: true })));
+    await Promise.all(temps.map((dir) => rm7(dir, { recursive: true, force: true })));
   };
   try {
     const made = await materialize(spec, options, temp);
@@ -56056,8 +56494,8 @@ async function openBuildContext(options) {
     } else if (dockerfileName === "-") {
       dockerfile = { path: null, contents: await readAll(options.stdin ?? process.stdin) };
     } else {
-      const path17 = await locateDockerfile(dockerfileName, root, options.cwd ?? process.cwd(), made.kind !== "dir");
-      dockerfile = { path: path17, contents: await readDockerfile(path17) };
+      const path21 = await locateDockerfile(dockerfileName, root, options.cwd ?? process.cwd(), made.kind !== "dir");
+      dockerfile = { path: path21, contents: await readDockerfile(path21) };
     }
     const { matcher, file } = await loadIgnoreFile(root, dockerfile.path);
     return { root, dockerfile, ignore: matcher, ignoreFile: file, kind: made.kind, cleanup };
@@ -56083,9 +56521,9 @@ function describeSpec(spec) {
 // src/context/walk.ts
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 var ContextWalkError = class extends Error {
-  constructor(path17, cause) {
-    super(`cannot read build context at ${path17}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.path = path17;
+  constructor(path21, cause) {
+    super(`cannot read build context at ${path21}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.path = path21;
     this.name = "ContextWalkError";
   }
   path;
@@ -56183,6 +56621,41 @@ function describe2(prefix, rel, type, wantStat, wantLinks) {
 // src/context/copy-sources.ts
 function compileCopyExcludes(patterns) {
   return new IgnoreMatcher(patterns, "--exclude");
+}
+
+// src/context/context-view.ts
+import { chmod as chmod4, copyFile as copyFile2, link as link3, mkdir as mkdir9, readlink as readlink3, symlink as symlink3 } from "node:fs/promises";
+import path8 from "node:path";
+async function contextView(root, ignore, scratch) {
+  if (ignore.isEmpty) return root;
+  const view = path8.join(scratch, "context-view");
+  await mkdir9(view, { recursive: true, mode: 493 });
+  const directories = [];
+  for (const entry of await walkContext(root, ignore, { readLinks: false })) {
+    const source = path8.join(root, entry.path);
+    const target = path8.join(view, entry.path);
+    switch (entry.type) {
+      case "directory":
+        await mkdir9(target, { recursive: true, mode: 493 });
+        directories.push({ target, mode: (entry.mode ?? 493) & 4095 });
+        break;
+      case "file":
+        await mkdir9(path8.dirname(target), { recursive: true, mode: 493 });
+        await link3(source, target).catch(async (error2) => {
+          if (error2.code !== "EXDEV" && error2.code !== "EPERM") throw error2;
+          await copyFile2(source, target);
+        });
+        break;
+      case "symlink":
+        await mkdir9(path8.dirname(target), { recursive: true, mode: 493 });
+        await symlink3(await readlink3(source), target);
+        break;
+      case "other":
+        break;
+    }
+  }
+  for (const { target, mode } of directories.reverse()) await chmod4(target, mode);
+  return view;
 }
 
 // src/dockerfile/args.ts
@@ -56638,8 +57111,8 @@ var ExpansionRun = class {
   }
   processSingleQuote() {
     let result = "";
-    const open8 = this.next();
-    if (this.options.rawQuotes) result += open8;
+    const open9 = this.next();
+    if (this.options.rawQuotes) result += open9;
     for (; ; ) {
       const ch = this.next();
       if (ch === EOF) throw new ExpansionFailure("unexpected end of statement while looking for matching single-quote");
@@ -56652,8 +57125,8 @@ var ExpansionRun = class {
   }
   processDoubleQuote() {
     let result = "";
-    const open8 = this.next();
-    if (this.options.rawQuotes) result += open8;
+    const open9 = this.next();
+    if (this.options.rawQuotes) result += open9;
     for (; ; ) {
       const peeked = this.peek();
       if (peeked === EOF) throw new ExpansionFailure("unexpected end of statement while looking for matching double-quote");
@@ -57312,8 +57785,8 @@ function validateMount(m, readonlyExplicit, sshIndex) {
   }
   return m;
 }
-function baseName(path17) {
-  const trimmed = path17.replace(/\/+$/, "");
+function baseName(path21) {
+  const trimmed = path21.replace(/\/+$/, "");
   return trimmed.slice(trimmed.lastIndexOf("/") + 1);
 }
 
@@ -58849,8 +59322,10 @@ function buildPlatform() {
   return parsePlatform(`${hostPlatform().os}/${hostPlatform().architecture}`);
 }
 async function prepareBuild(options, deps) {
+  await mkdir10(options.kilnDir, { recursive: true, mode: 448 });
   const context = await openBuildContext({
     context: options.context,
+    tmpDir: options.kilnDir,
     dockerfile: options.dockerfile,
     git: options.git,
     env: deps.env,
@@ -58920,16 +59395,16 @@ function createProgress(write, settings = defaultLogSettings, now = () => perfor
 
 // src/build/stage-builder.ts
 import { execFile as execFile2 } from "node:child_process";
-import { chmod as chmod9, mkdir as mkdir13, rm as rm14, writeFile as writeFile7 } from "node:fs/promises";
-import { join as join9 } from "node:path";
+import { chmod as chmod12, mkdir as mkdir19, rm as rm16, writeFile as writeFile7 } from "node:fs/promises";
+import { join as join10 } from "node:path";
 import { promisify } from "node:util";
 
 // src/layer/write-layer.ts
 var import_tar_stream3 = __toESM(require_tar_stream(), 1);
 import { randomBytes as randomBytes4 } from "node:crypto";
-import { createReadStream as createReadStream5, createWriteStream as createWriteStream3, lstatSync as lstatSync2, readFileSync, readlinkSync as readlinkSync2 } from "node:fs";
-import { rename as rename4, rm as rm7 } from "node:fs/promises";
-import path5 from "node:path";
+import { createReadStream as createReadStream4, createWriteStream as createWriteStream2, lstatSync as lstatSync2, readFileSync, readlinkSync as readlinkSync2 } from "node:fs";
+import { rename as rename5, rm as rm8 } from "node:fs/promises";
+import path10 from "node:path";
 import { pipeline as pipeline6 } from "node:stream/promises";
 
 // src/layer/compression.ts
@@ -58939,7 +59414,7 @@ import zlib2 from "node:zlib";
 // src/rootfs/decompress.ts
 import { spawn as spawn4 } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import path4 from "node:path";
+import path9 from "node:path";
 import { Duplex, Transform as Transform2 } from "node:stream";
 import zlib from "node:zlib";
 
@@ -59752,7 +60227,7 @@ function zstdChoice(env, direction) {
   return "binary";
 }
 function findExecutable(name) {
-  const candidates = name.includes("/") ? [name] : (process.env["PATH"] ?? "").split(":").filter(Boolean).map((dir) => path4.join(dir, name));
+  const candidates = name.includes("/") ? [name] : (process.env["PATH"] ?? "").split(":").filter(Boolean).map((dir) => path9.join(dir, name));
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
@@ -59879,11 +60354,11 @@ var TarWriter = class {
       if (name === "" || name.split("/").some((c) => c === ".." || c === ".")) {
         throw new LayerWriteError(this.changeSet.root, change.path, "not a clean path relative to the root");
       }
-      const parent = path5.posix.dirname(name);
+      const parent = path10.posix.dirname(name);
       const prefix = parent === "." ? "" : `${parent}/`;
       switch (change.kind) {
         case "delete":
-          await this.marker(`${prefix}.wh.${path5.posix.basename(name)}`);
+          await this.marker(`${prefix}.wh.${path10.posix.basename(name)}`);
           break;
         case "opaque":
           if (!this.written.has(name)) await this.upsert(name);
@@ -59897,29 +60372,29 @@ var TarWriter = class {
   }
   async upsert(name) {
     const { host: host2 } = await this.resolver.resolveEntry(name);
-    let stat8;
+    let stat9;
     try {
-      stat8 = lstatSync2(host2, { bigint: true });
+      stat9 = lstatSync2(host2, { bigint: true });
     } catch (error2) {
       throw new LayerWriteError(this.changeSet.root, name, `cannot read it (${error2.message}); did it change after the snapshot?`, { cause: error2 });
     }
     this.written.add(name);
     const common = {
-      mode: Number(stat8.mode & 0o7777n),
-      uid: Number(stat8.uid),
-      gid: Number(stat8.gid),
+      mode: Number(stat9.mode & 0o7777n),
+      uid: Number(stat9.uid),
+      gid: Number(stat9.gid),
       // Owners travel as numbers only: names would come from the build host's passwd, not the image's.
       uname: "",
       gname: "",
-      mtime: this.mtime(Number(stat8.mtimeMs / 1000n))
+      mtime: this.mtime(Number(stat9.mtimeMs / 1000n))
     };
-    if (stat8.isDirectory()) {
+    if (stat9.isDirectory()) {
       await this.entry({ ...common, name: `${name}/`, type: "directory", size: 0 });
-    } else if (stat8.isSymbolicLink()) {
+    } else if (stat9.isSymbolicLink()) {
       await this.entry({ ...common, name, type: "symlink", size: 0, linkname: readlinkSync2(host2) });
-    } else if (stat8.isFile()) {
-      if (stat8.nlink > 1n) {
-        const key = `${stat8.dev}:${stat8.ino}`;
+    } else if (stat9.isFile()) {
+      if (stat9.nlink > 1n) {
+        const key = `${stat9.dev}:${stat9.ino}`;
         const first = this.inodes.get(key);
         if (first !== void 0) {
           await this.entry({ ...common, name, type: "link", size: 0, linkname: first });
@@ -59927,15 +60402,15 @@ var TarWriter = class {
         }
         this.inodes.set(key, name);
       }
-      if (stat8.size <= BigInt(smallFileBytes)) {
-        await this.entry({ ...common, name, type: "file", size: Number(stat8.size) }, readFileSync(host2));
+      if (stat9.size <= BigInt(smallFileBytes)) {
+        await this.entry({ ...common, name, type: "file", size: Number(stat9.size) }, readFileSync(host2));
       } else {
-        await this.entry({ ...common, name, type: "file", size: Number(stat8.size) }, createReadStream5(host2, { highWaterMark: 1024 * 1024 }));
+        await this.entry({ ...common, name, type: "file", size: Number(stat9.size) }, createReadStream4(host2, { highWaterMark: 1024 * 1024 }));
       }
-    } else if (stat8.isCharacterDevice() || stat8.isBlockDevice()) {
-      const type = stat8.isCharacterDevice() ? "character-device" : "block-device";
-      await this.entry({ ...common, name, type, size: 0, ...deviceNumbers(stat8.rdev) });
-    } else if (stat8.isFIFO()) {
+    } else if (stat9.isCharacterDevice() || stat9.isBlockDevice()) {
+      const type = stat9.isCharacterDevice() ? "character-device" : "block-device";
+      await this.entry({ ...common, name, type, size: 0, ...deviceNumbers(stat9.rdev) });
+    } else if (stat9.isFIFO()) {
       await this.entry({ ...common, name, type: "fifo", size: 0 });
     } else {
       this.options.warn?.(`${name}: a socket cannot be stored in a layer: skipped`);
@@ -59949,8 +60424,8 @@ async function writeLayer(changeSet, options) {
   const blobDigest = new DigestingStream();
   const compressor = createCompressor(options.compression, options.level, options.compressionEnv);
   const writer = new TarWriter(changeSet, pack, options);
-  const temporary = path5.join(options.outputDir, `.tmp-layer-${randomBytes4(8).toString("hex")}`);
-  const output = createWriteStream3(temporary, { flags: "wx" });
+  const temporary = path10.join(options.outputDir, `.tmp-layer-${randomBytes4(8).toString("hex")}`);
+  const output = createWriteStream2(temporary, { flags: "wx" });
   const piping = pipeline6(pack, tarDigest, compressor, blobDigest, output).then(
     () => void 0,
     (error2) => error2
@@ -59964,12 +60439,12 @@ async function writeLayer(changeSet, options) {
     pack.destroy(error2);
     await piping;
     if (!output.closed) await new Promise((resolve4) => output.once("close", () => resolve4()));
-    await rm7(temporary, { force: true });
+    await rm8(temporary, { force: true });
     throw error2;
   }
   const digest = blobDigest.digest;
-  const file = path5.join(options.outputDir, digest.slice("sha256:".length));
-  await rename4(temporary, file);
+  const file = path10.join(options.outputDir, digest.slice("sha256:".length));
+  await rename5(temporary, file);
   const descriptor = { mediaType: mediaTypeFor(options), digest, size: blobDigest.size };
   return {
     layer: new FileLayer({ path: file, descriptor, diffId: tarDigest.digest }),
@@ -59981,28 +60456,11 @@ async function writeLayer(changeSet, options) {
   };
 }
 
-// src/rootfs/command-runner.ts
-import { execFile } from "node:child_process";
-var runCommand = (command, args) => new Promise((resolve4, reject) => {
-  execFile(command, [...args], { encoding: "utf8" }, (error2, stdout, stderr) => {
-    if (error2 === null) {
-      resolve4({ exitCode: 0, stdout, stderr });
-      return;
-    }
-    const code = error2.code;
-    if (typeof code === "number") {
-      resolve4({ exitCode: code, stdout, stderr });
-      return;
-    }
-    reject(error2);
-  });
-});
-
 // src/rootfs/unpack.ts
 var import_tar_stream5 = __toESM(require_tar_stream(), 1);
-import { closeSync, fchmodSync, fchownSync, constants as fsConstants, futimesSync, openSync, writeSync } from "node:fs";
-import { chmod as chmod3, link as link2, lchown, lutimes as lutimes2, mkdir as mkdir6, open as open3, readdir, rm as rm8, symlink as symlink2 } from "node:fs/promises";
-import path6 from "node:path";
+import { closeSync, fchmodSync, fchownSync, constants as fsConstants2, futimesSync, openSync, writeSync } from "node:fs";
+import { chmod as chmod5, link as link4, lchown as lchown2, lutimes as lutimes3, mkdir as mkdir11, open as open3, readdir as readdir2, rm as rm9, symlink as symlink4 } from "node:fs/promises";
+import path11 from "node:path";
 import { pipeline as pipeline7 } from "node:stream/promises";
 
 // src/rootfs/tar-extract.ts
@@ -60041,21 +60499,6 @@ function createTarExtract() {
   return extract;
 }
 
-// src/rootfs/lstat.ts
-import { lstat as lstat7 } from "node:fs/promises";
-function errorCode(error2) {
-  return error2?.code;
-}
-async function lstatOrUndefined(path17) {
-  try {
-    return await lstat7(path17);
-  } catch (error2) {
-    const code = errorCode(error2);
-    if (code === "ENOENT" || code === "ENOTDIR") return void 0;
-    throw error2;
-  }
-}
-
 // src/rootfs/unpack.ts
 var LayerEntryError = class extends Error {
   constructor(layer, entry, reason, options) {
@@ -60073,7 +60516,7 @@ var noContent = { [Symbol.asyncIterator]: async function* () {
 } };
 var writeBatchBytes = 1024 * 1024;
 var smallFileBytes2 = 256 * 1024;
-var createFlags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+var createFlags = fsConstants2.O_WRONLY | fsConstants2.O_CREAT | fsConstants2.O_EXCL | fsConstants2.O_NOFOLLOW;
 function asBuffer(chunk) {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
@@ -60133,7 +60576,7 @@ var LayerApplier = class {
     this.entries += 1;
     const name = header2.name;
     try {
-      const base = path6.posix.basename(name.replace(/\/+$/, ""));
+      const base = path11.posix.basename(name.replace(/\/+$/, ""));
       if (base.startsWith(".wh.")) {
         await drain(body);
         await this.whiteout(name, base);
@@ -60145,6 +60588,15 @@ var LayerApplier = class {
         return;
       }
       const target = await this.resolver.resolveEntry(name);
+      if (this.options.protect?.covers(target.relative)) {
+        await drain(body);
+        return;
+      }
+      if (header2.type !== "directory" && this.options.protect?.holdsBelow(target.relative)) {
+        await drain(body);
+        this.warn(name, "would replace a directory holding mount points or kiln's own files: skipped");
+        return;
+      }
       if (target.relative === "") {
         await drain(body);
         return;
@@ -60190,7 +60642,7 @@ var LayerApplier = class {
   }
   /** `.wh.NAME` removes NAME from lower layers; `.wh..wh..opq` empties its directory of them. */
   async whiteout(name, base) {
-    const parent = await this.resolver.resolveDirectory(path6.posix.dirname(name));
+    const parent = await this.resolver.resolveDirectory(path11.posix.dirname(name));
     if (base === ".wh..wh..opq") {
       await this.clearOpaque(parent.relative, parent.host);
       return;
@@ -60200,7 +60652,14 @@ var LayerApplier = class {
     if (hidden === "" || hidden === "." || hidden === "..") this.fail(name, "malformed whiteout");
     const relative3 = parent.relative === "" ? hidden : `${parent.relative}/${hidden}`;
     if (this.added.has(relative3)) return;
-    await rm8(path6.join(parent.host, hidden), { recursive: true, force: true });
+    const protect = this.options.protect;
+    if (protect?.covers(relative3)) return;
+    const host2 = path11.join(parent.host, hidden);
+    if (protect?.holdsBelow(relative3) && (await lstatOrUndefined(host2))?.isDirectory()) {
+      await this.clearExcept(`${relative3}/`, host2, /* @__PURE__ */ new Set());
+    } else {
+      await rm9(host2, { recursive: true, force: true });
+    }
     this.resolver.invalidate();
   }
   async clearOpaque(relative3, host2) {
@@ -60217,34 +60676,35 @@ var LayerApplier = class {
   async clearExcept(prefix, host2, keepAncestors) {
     let children;
     try {
-      children = await readdir(host2);
+      children = await readdir2(host2);
     } catch (error2) {
       if (errorCode(error2) === "ENOENT") return;
       throw error2;
     }
     for (const child of children) {
       const relative3 = prefix + child;
-      if (this.added.has(relative3)) continue;
-      const childHost = path6.join(host2, child);
-      if (keepAncestors.has(relative3)) {
+      if (this.added.has(relative3) || this.options.protect?.covers(relative3)) continue;
+      const childHost = path11.join(host2, child);
+      const holds = keepAncestors.has(relative3) || this.options.protect?.holdsBelow(relative3) === true;
+      if (holds && (await lstatOrUndefined(childHost))?.isDirectory()) {
         await this.clearExcept(`${relative3}/`, childHost, keepAncestors);
         continue;
       }
-      await rm8(childHost, { recursive: true, force: true });
+      await rm9(childHost, { recursive: true, force: true });
     }
   }
   /** Removes whatever is at `host` so something of another kind can take its place. */
   async removeExisting(host2, existing) {
     if (existing.isDirectory()) {
-      await rm8(host2, { recursive: true, force: true });
+      await rm9(host2, { recursive: true, force: true });
       this.resolver.invalidate();
     } else {
-      await rm8(host2, { force: true });
+      await rm9(host2, { force: true });
       if (existing.isSymbolicLink()) this.resolver.invalidate();
     }
   }
   async ensureParent(host2) {
-    await mkdir6(path6.dirname(host2), { recursive: true, mode: 493 });
+    await mkdir11(path11.dirname(host2), { recursive: true, mode: 493 });
   }
   /** Runs `create`; on EEXIST clears the way, on ENOENT creates the parents, then runs it again. */
   async create(host2, create) {
@@ -60267,9 +60727,9 @@ var LayerApplier = class {
     const existing = await lstatOrUndefined(host2);
     if (existing === void 0 || !existing.isDirectory()) {
       if (existing !== void 0) await this.removeExisting(host2, existing);
-      await this.create(host2, () => mkdir6(host2, { mode: 448 }));
+      await this.create(host2, () => mkdir11(host2, { mode: 448 }));
     }
-    if (this.preserveOwners) await lchown(host2, header2.uid ?? 0, header2.gid ?? 0);
+    if (this.preserveOwners) await lchown2(host2, header2.uid ?? 0, header2.gid ?? 0);
     await this.setXattrs(header2, host2);
     this.directories.push({ host: host2, mode: (header2.mode ?? 493) & 4095, atime: entryTime(header2, "atime"), mtime: entryTime(header2, "mtime") });
   }
@@ -60318,11 +60778,11 @@ var LayerApplier = class {
     await this.setXattrs(header2, host2);
   }
   async symlink(header2, host2) {
-    await this.create(host2, () => symlink2(header2.linkname ?? "", host2));
+    await this.create(host2, () => symlink4(header2.linkname ?? "", host2));
     this.resolver.invalidate();
-    if (this.preserveOwners) await lchown(host2, header2.uid ?? 0, header2.gid ?? 0);
+    if (this.preserveOwners) await lchown2(host2, header2.uid ?? 0, header2.gid ?? 0);
     await this.setXattrs(header2, host2);
-    await lutimes2(host2, entryTime(header2, "atime"), entryTime(header2, "mtime"));
+    await lutimes3(host2, entryTime(header2, "atime"), entryTime(header2, "mtime"));
   }
   async hardLink(header2, host2) {
     const linkname = header2.linkname ?? "";
@@ -60334,7 +60794,7 @@ var LayerApplier = class {
     }
     if (targetStat.isDirectory()) this.fail(header2.name, `hard link target ${JSON.stringify(linkname)} is a directory`);
     if (target.host === host2) return;
-    await this.create(host2, () => link2(target.host, host2));
+    await this.create(host2, () => link4(target.host, host2));
   }
   async specialFile(header2, host2) {
     const kind = header2.type === "fifo" ? "p" : header2.type === "block-device" ? "b" : "c";
@@ -60354,9 +60814,9 @@ var LayerApplier = class {
       this.warn(header2.name, `cannot create ${header2.type} (${result.stderr.trim()}): skipped; this needs CAP_MKNOD`);
       return;
     }
-    if (this.preserveOwners) await lchown(host2, header2.uid ?? 0, header2.gid ?? 0);
+    if (this.preserveOwners) await lchown2(host2, header2.uid ?? 0, header2.gid ?? 0);
     await this.setXattrs(header2, host2);
-    await lutimes2(host2, entryTime(header2, "atime"), entryTime(header2, "mtime"));
+    await lutimes3(host2, entryTime(header2, "atime"), entryTime(header2, "mtime"));
   }
   /**
    * Node has no xattr API, so extended attributes go through `setfattr` (Debian's `attr`
@@ -60386,8 +60846,8 @@ var LayerApplier = class {
       const dir = this.directories[i];
       const current = await lstatOrUndefined(dir.host);
       if (current === void 0 || !current.isDirectory()) continue;
-      await chmod3(dir.host, dir.mode);
-      await lutimes2(dir.host, dir.atime, dir.mtime);
+      await chmod5(dir.host, dir.mode);
+      await lutimes3(dir.host, dir.atime, dir.mtime);
     }
   }
 };
@@ -60496,9 +60956,9 @@ function splitOnce(text, separator2) {
   return at < 0 ? [text, void 0] : [text.slice(0, at), text.slice(at + 1)];
 }
 async function readUserDatabase(root) {
-  const read = async (path17) => {
+  const read = async (path21) => {
     try {
-      return await readFile4(await resolveInRoot(root, path17), "utf8");
+      return await readFile4(await resolveInRoot(root, path21), "utf8");
     } catch (error2) {
       if (error2.code === "ENOENT" || error2.code === "ENOTDIR") return "";
       throw error2;
@@ -60509,6 +60969,239 @@ async function readUserDatabase(root) {
 async function resolveUser(root, spec) {
   const { passwd, group: group2 } = await readUserDatabase(root);
   return resolveUserSpec(spec, passwd, group2);
+}
+
+// src/sandbox/in-place-mounts.ts
+import { chmod as chmod6, lstat as lstat9, lutimes as lutimes4, mkdir as mkdir12, mkdtemp as mkdtemp4, open as open4, rm as rm10 } from "node:fs/promises";
+import { dirname as dirname4, join as join9 } from "node:path";
+function utimesSeconds(mtimeNs) {
+  const micros = mtimeNs / 1000n;
+  return Number(micros / 1000000n) + (Number(micros % 1000000n) + 0.5) / 1e6;
+}
+async function restoreMtimeWithNode(path21, mtimeNs) {
+  const seconds = utimesSeconds(mtimeNs);
+  await lutimes4(path21, (await lstat9(path21)).atime, seconds);
+}
+async function prepareInPlaceMounts(root, requests, context) {
+  checkMountRequests(requests, Number.POSITIVE_INFINITY);
+  const emulation = new MountEmulation(root, context);
+  try {
+    for (const request4 of requests) await emulation.add(request4);
+    await emulation.seal();
+  } catch (error2) {
+    await emulation.release();
+    throw error2;
+  }
+  return { env: emulation.env, release: () => emulation.release() };
+}
+var MountEmulation = class {
+  constructor(root, context) {
+    this.root = root;
+    this.context = context;
+    this.stubs = new MountPointStubs(root, restoreMtimeWithNode);
+    this.copy = { skip: new RootPaths([]), warn: context.warn };
+  }
+  root;
+  context;
+  env = {};
+  stubs;
+  /** Run in reverse by release: for each mount, its content is taken away before the image's comes back. */
+  undo = [];
+  copy;
+  stagingDir;
+  asides = 0;
+  async add(request4) {
+    switch (request4.type) {
+      case "bind": {
+        const { source, kind } = await resolveBindSource(request4.source);
+        const target = await this.clearTarget(request4.target, kind);
+        this.onRelease(`bind ${request4.target}`, () => rm10(target, { recursive: true, force: true }));
+        await copyEntryTree(source, target, this.copy);
+        return;
+      }
+      case "cache":
+        return this.addCache(request4);
+      case "tmpfs": {
+        const target = await this.clearTarget(request4.target, "directory");
+        this.onRelease(`tmpfs ${request4.target}`, () => rm10(target, { recursive: true, force: true }));
+        await mkdir12(target, { recursive: true });
+        await chmod6(target, 1023);
+        return;
+      }
+      case "secret": {
+        const secret = await findMountSecret(request4, this.context);
+        if (secret === void 0) return;
+        if (request4.env !== void 0) this.env[request4.env] = (await secret.read()).toString("utf8");
+        if (request4.target === void 0) return;
+        const target = await this.clearTarget(request4.target, "file");
+        this.onRelease(`secret ${request4.target}`, () => rm10(target, { force: true }));
+        await writeSecretFile(target, await secret.read(), { mode: request4.mode ?? 256, uid: request4.uid ?? 0, gid: request4.gid ?? 0 });
+        return;
+      }
+      case "ssh":
+        return;
+    }
+  }
+  /** Call once every mount is in place, before the step starts. */
+  async seal() {
+    await this.stubs.seal();
+  }
+  async release() {
+    await this.stubs.stepEnded();
+    const failures = [];
+    for (const action2 of this.undo.splice(0).reverse()) {
+      try {
+        await action2.run();
+      } catch (error2) {
+        failures.push(`${action2.what}: ${error2 instanceof Error ? error2.message : String(error2)}`);
+      }
+    }
+    try {
+      await this.stubs.remove();
+    } catch (error2) {
+      failures.push(`mount points: ${error2 instanceof Error ? error2.message : String(error2)}`);
+    }
+    if (failures.length > 0) {
+      throw new RunMountError(`RUN --mount: could not undo every mount after the step (${failures.join("; ")})${this.stagingDir === void 0 ? "" : `; kept ${this.stagingDir}`}`);
+    }
+    if (this.stagingDir !== void 0) await rm10(this.stagingDir, { recursive: true, force: true });
+  }
+  async addCache(request4) {
+    if (this.context.cacheRoot === void 0) throw new RunMountError("RUN --mount=type=cache needs a cache directory, and the build gave none");
+    const seed = await resolveCacheSeed(request4.seed);
+    const data = join9(await cacheHome(this.context.cacheRoot, request4.id), "data");
+    await createCacheDirectory(
+      data,
+      { id: request4.id, sharing: request4.sharing, mode: request4.mode, uid: request4.uid, gid: request4.gid, seed },
+      (from, into) => copyEntryTree(from, into, this.copy)
+    );
+    const target = await this.clearTarget(request4.target, "directory");
+    if (request4.readonly) {
+      this.onRelease(`cache ${request4.target}`, () => rm10(target, { recursive: true, force: true }));
+      await copyEntryTree(data, target, this.copy);
+      return;
+    }
+    this.onRelease(`cache ${request4.target}`, () => this.returnCache(target, data));
+    await moveEntry(data, target, this.copy);
+  }
+  /**
+   * Back to the cache root, as the step left it. Nothing comes back when the step removed the cache
+   * or put something else than a directory there, or when another build made a new one meanwhile.
+   */
+  async returnCache(target, data) {
+    const stats = await lstatOrUndefined(target);
+    if (stats === void 0) return;
+    if (!stats.isDirectory() || await lstatOrUndefined(data) !== void 0) {
+      await rm10(target, { recursive: true, force: true });
+      return;
+    }
+    await moveEntry(target, data, this.copy);
+  }
+  /**
+   * The host path of a mount target with nothing at it but an empty stub kiln made: what the image
+   * has there is moved aside until release.
+   */
+  async clearTarget(target, kind) {
+    const relative3 = await resolveRelativeInRoot(this.root, target);
+    const protect = this.context.protect;
+    if (relative3 !== "" && (protect.covers(relative3) || protect.holdsBelow(relative3))) {
+      throw new RunMountError(`mount target ${target} is, or holds, a path in-place isolation must leave alone (kiln's own files, the build context, a mount point of the container)`);
+    }
+    const point = await this.stubs.prepare(target, kind);
+    if (point.created) return point.host;
+    await this.stubs.holdTimeOf(dirname4(point.host));
+    this.stagingDir ??= await mkdtemp4(join9(this.context.scratchDir, "kiln-mounts-"));
+    const aside = join9(this.stagingDir, String(this.asides++));
+    await moveEntry(point.host, aside, this.copy);
+    this.onRelease(`putting back ${target}`, async () => {
+      await mkdir12(dirname4(point.host), { recursive: true });
+      await moveEntry(aside, point.host, this.copy);
+    });
+    return point.host;
+  }
+  onRelease(what, run) {
+    this.undo.push({ what, run });
+  }
+};
+async function writeSecretFile(path21, bytes, owner) {
+  const handle = await open4(path21, "w", 384);
+  try {
+    await handle.chmod(384);
+    await handle.writeFile(bytes);
+    await handle.chown(owner.uid, owner.gid);
+    await handle.chmod(owner.mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+// src/sandbox/in-place-runner.ts
+import { spawn as spawn5 } from "node:child_process";
+function inPlaceCommand(step, setpriv) {
+  if (step.argv.length === 0) throw new Error("a RUN step needs a command");
+  const bounding = ["-all", ...step.capabilities.map((cap) => `+${cap.toLowerCase()}`)].join(",");
+  const groups = step.groups.length === 0 ? ["--clear-groups"] : [`--groups=${step.groups.join(",")}`];
+  return [
+    ...setpriv,
+    `--regid=${step.gid}`,
+    ...groups,
+    ...step.uid === 0 ? [] : [`--reuid=${step.uid}`],
+    `--bounding-set=${bounding}`,
+    "--inh-caps=-all",
+    "--",
+    ...step.argv
+  ];
+}
+var outputGraceMs = 2e3;
+async function runInPlaceStep(step, setpriv) {
+  const argv = inPlaceCommand(step, setpriv);
+  if (step.signal?.aborted) throw interruption(step.signal);
+  return new Promise((resolve4, reject) => {
+    const child = spawn5(argv[0], argv.slice(1), {
+      cwd: step.workdir,
+      env: step.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      // A process group of its own: the whole group is killed when the step ends or is aborted.
+      detached: true
+    });
+    const killGroup = () => {
+      if (child.pid === void 0) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch (error2) {
+        if (error2.code !== "ESRCH") throw error2;
+      }
+    };
+    const onAbort = () => killGroup();
+    step.signal?.addEventListener("abort", onAbort, { once: true });
+    child.stdout.pipe(step.stdout, { end: false });
+    child.stderr.pipe(step.stderr, { end: false });
+    child.once("error", (error2) => {
+      step.signal?.removeEventListener("abort", onAbort);
+      reject(new SandboxError(`could not start the RUN step (${argv[0] ?? ""}): ${error2.message}`));
+    });
+    child.once("exit", (exitCode, signal) => {
+      step.signal?.removeEventListener("abort", onAbort);
+      killGroup();
+      const finish = () => {
+        clearTimeout(timer);
+        if (step.signal?.aborted) {
+          reject(interruption(step.signal));
+          return;
+        }
+        resolve4({ exitCode, signal });
+      };
+      const timer = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish();
+      }, outputGraceMs);
+      child.once("close", finish);
+    });
+  });
+}
+function interruption(signal) {
+  return signal.reason instanceof Error ? signal.reason : new Error("the build was interrupted");
 }
 
 // src/sandbox/step-options.ts
@@ -60531,158 +61224,13 @@ function runIsInsecure(mode, allowed) {
 }
 
 // src/snapshot/create-snapshotter.ts
-import { mkdir as mkdir8, mkdtemp as mkdtemp5, rm as rm10 } from "node:fs/promises";
-import path9 from "node:path";
-
-// src/snapshot/ignore.ts
-import path7 from "node:path";
-
-// src/snapshot/errors.ts
-var SnapshotError = class extends Error {
-  name = "SnapshotError";
-};
-var SnapshotStateError = class extends SnapshotError {
-  constructor(operation, expected) {
-    super(`snapshot ${operation}() called ${expected}`);
-    this.operation = operation;
-    this.expected = expected;
-  }
-  operation;
-  expected;
-  name = "SnapshotStateError";
-};
-var InvalidIgnorePathError = class extends SnapshotError {
-  constructor(ignorePath) {
-    super(`--ignore-path ${JSON.stringify(ignorePath)} names the whole root filesystem; nothing would be snapshotted`);
-    this.ignorePath = ignorePath;
-  }
-  ignorePath;
-  name = "InvalidIgnorePathError";
-};
-var SnapshotWalkError = class extends SnapshotError {
-  constructor(root, path17, cause) {
-    super(`cannot read ${JSON.stringify(path17)} under root ${root}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      cause
-    });
-    this.root = root;
-    this.path = path17;
-  }
-  root;
-  path;
-  name = "SnapshotWalkError";
-};
-var OverlayError = class extends SnapshotError {
-  constructor(message, command, stderr) {
-    super(stderr ? `${message}: ${stderr.trim()}` : message);
-    this.command = command;
-    this.stderr = stderr;
-  }
-  command;
-  stderr;
-  name = "OverlayError";
-};
-
-// src/snapshot/mountinfo.ts
-function decodeOctalEscapes(text) {
-  if (!text.includes("\\")) return text;
-  const input = Buffer.from(text, "utf8");
-  const out = Buffer.alloc(input.length);
-  let n = 0;
-  for (let i = 0; i < input.length; i++) {
-    const b = input[i];
-    if (b === 92 && isOctal(input[i + 1]) && isOctal(input[i + 2]) && isOctal(input[i + 3])) {
-      out[n++] = input[i + 1] - 48 << 6 | input[i + 2] - 48 << 3 | input[i + 3] - 48;
-      i += 3;
-    } else {
-      out[n++] = b;
-    }
-  }
-  return out.subarray(0, n).toString("utf8");
-}
-function isOctal(b) {
-  return b !== void 0 && b >= 48 && b <= 55;
-}
-function parseMountInfo(text) {
-  const entries = [];
-  for (const line of text.split("\n")) {
-    if (line.trim() === "") continue;
-    const fields = line.split(" ");
-    const separator2 = fields.indexOf("-", 6);
-    if (fields.length < 7 || separator2 < 0 || separator2 + 1 >= fields.length) continue;
-    const [mountId, parentId, , root, mountPoint] = fields;
-    if (mountId === void 0 || parentId === void 0 || root === void 0 || mountPoint === void 0) continue;
-    entries.push({
-      mountId: Number(mountId),
-      parentId: Number(parentId),
-      root: decodeOctalEscapes(root),
-      mountPoint: decodeOctalEscapes(mountPoint),
-      fsType: decodeOctalEscapes(fields[separator2 + 1] ?? ""),
-      source: decodeOctalEscapes(fields[separator2 + 2] ?? "")
-    });
-  }
-  return entries;
-}
-
-// src/snapshot/ignore.ts
-var alwaysIgnored = ["proc", "sys", "dev"];
-var IgnoreList = class _IgnoreList {
-  paths;
-  constructor(paths) {
-    this.paths = new Set(paths);
-  }
-  /**
-   * Builds the list for a root directory. `root` must be a real path (no symlinks) so that it compares
-   * with mount points; `mountInfo` is the text of /proc/self/mountinfo, read by the caller.
-   */
-  static forRoot(root, options, mountInfo) {
-    const paths = new Set(alwaysIgnored);
-    if (options.ignoreVarRun ?? true) paths.add("var/run");
-    for (const entry of options.ignorePaths ?? []) {
-      const rel = imagePathToRelative(entry);
-      if (rel === "") throw new InvalidIgnorePathError(entry);
-      paths.add(rel);
-    }
-    const kilnRel = options.kilnDir === void 0 ? void 0 : hostPathInsideRoot(root, options.kilnDir);
-    if (kilnRel !== void 0 && kilnRel !== "") paths.add(kilnRel);
-    for (const mount of parseMountInfo(mountInfo)) {
-      const rel = hostPathInsideRoot(root, mount.mountPoint);
-      if (rel !== void 0 && rel !== "") paths.add(rel);
-    }
-    return new _IgnoreList(paths);
-  }
-  /** True when exactly this path is ignored (a walker that does not descend into ignored dirs needs no more). */
-  has(rel) {
-    return this.paths.has(rel);
-  }
-  /** True when the path or one of its ancestors is ignored. */
-  covers(rel) {
-    let p = rel;
-    for (; ; ) {
-      if (this.paths.has(p)) return true;
-      const slash = p.lastIndexOf("/");
-      if (slash < 0) return false;
-      p = p.slice(0, slash);
-    }
-  }
-  list() {
-    return [...this.paths].sort();
-  }
-};
-function imagePathToRelative(imagePath) {
-  const normalized = path7.posix.normalize(`/${imagePath}`);
-  return normalized.replace(/^\/+/, "").replace(/\/+$/, "");
-}
-function hostPathInsideRoot(root, hostPath2) {
-  const rel = path7.posix.relative(root, path7.posix.resolve(hostPath2));
-  if (rel === "") return "";
-  if (rel === ".." || rel.startsWith("../") || path7.posix.isAbsolute(rel)) return void 0;
-  return rel;
-}
+import { mkdir as mkdir14, mkdtemp as mkdtemp6, rm as rm12 } from "node:fs/promises";
+import path13 from "node:path";
 
 // src/snapshot/overlay-snapshotter.ts
 import fs3 from "node:fs";
-import { mkdir as mkdir7, mkdtemp as mkdtemp4, realpath as realpath2, rm as rm9 } from "node:fs/promises";
-import path8 from "node:path";
+import { mkdir as mkdir13, mkdtemp as mkdtemp5, realpath as realpath3, rm as rm11 } from "node:fs/promises";
+import path12 from "node:path";
 
 // src/snapshot/opaque-dirs.ts
 var opaqueXattr = "trusted.overlay.opaque";
@@ -60862,25 +61410,25 @@ var OverlaySnapshotter = class {
   state;
   async prepare(root) {
     if (this.state !== void 0) throw new SnapshotStateError("prepare", "twice without release()");
-    const realRoot = await realpath2(root);
-    await mkdir7(this.options.scratchDir, { recursive: true });
-    const scratch = await realpath2(this.options.scratchDir);
+    const realRoot = await realpath3(root);
+    await mkdir13(this.options.scratchDir, { recursive: true });
+    const scratch = await realpath3(this.options.scratchDir);
     if (hostPathInsideRoot(realRoot, scratch) !== void 0 || hostPathInsideRoot(scratch, realRoot) !== void 0) {
       throw new OverlayError(`overlay scratch directory ${scratch} and root ${realRoot} must not contain each other`);
     }
     for (const p of [realRoot, scratch]) {
       if (/[,:\\\n]/.test(p)) throw new OverlayError(`overlay cannot mount a path containing ",", ":" or "\\": ${p}`);
     }
-    const dir = await mkdtemp4(path8.join(scratch, "ovl-"));
+    const dir = await mkdtemp5(path12.join(scratch, "ovl-"));
     const state = {
       root: realRoot,
       dir,
-      merged: path8.join(dir, "merged"),
-      upper: path8.join(dir, "upper"),
-      work: path8.join(dir, "work"),
+      merged: path12.join(dir, "merged"),
+      upper: path12.join(dir, "upper"),
+      work: path12.join(dir, "work"),
       isMounted: false
     };
-    await Promise.all([mkdir7(state.merged), mkdir7(state.upper), mkdir7(state.work)]);
+    await Promise.all([mkdir13(state.merged), mkdir13(state.upper), mkdir13(state.work)]);
     this.state = state;
     await this.mount(state);
     return state.merged;
@@ -60895,8 +61443,8 @@ var OverlaySnapshotter = class {
     const s = this.requireState("commit");
     await this.unmount(s);
     await this.mergeDown(s);
-    await rm9(s.work, { recursive: true, force: true });
-    await Promise.all([mkdir7(s.upper), mkdir7(s.work)]);
+    await rm11(s.work, { recursive: true, force: true });
+    await Promise.all([mkdir13(s.upper), mkdir13(s.work)]);
     await this.mount(s);
   }
   /** Unmounts and merges what the last commit did not take, so the root holds the final state. */
@@ -60905,7 +61453,7 @@ var OverlaySnapshotter = class {
     if (s === void 0) return;
     if (s.isMounted) await this.unmount(s);
     if (fs3.existsSync(s.upper)) await this.mergeDown(s);
-    await rm9(s.dir, { recursive: true, force: true });
+    await rm11(s.dir, { recursive: true, force: true });
     this.state = void 0;
   }
   async mount(s) {
@@ -60960,7 +61508,7 @@ var OverlaySnapshotter = class {
       fs3.chmodSync(target, Number(stats.mode & 0o7777n));
       fs3.utimesSync(target, nsToSeconds(stats.atimeNs), nsToSeconds(stats.mtimeNs));
     }
-    await rm9(s.upper, { recursive: true, force: true });
+    await rm11(s.upper, { recursive: true, force: true });
   }
   async moveInto(source, target) {
     try {
@@ -61006,7 +61554,7 @@ function changesFromUpper(root, entries, opaque, ignore) {
 }
 
 // src/snapshot/walking-snapshotter.ts
-import { realpath as realpath3 } from "node:fs/promises";
+import { realpath as realpath4 } from "node:fs/promises";
 
 // src/snapshot/compare.ts
 function stateChanged(mode, before, after) {
@@ -61075,7 +61623,7 @@ function compareTrees(mode, before, after, ignore) {
 // src/snapshot/content.ts
 import { createHash as createHash4 } from "node:crypto";
 import fs4 from "node:fs";
-import { open as open4 } from "node:fs/promises";
+import { open as open5 } from "node:fs/promises";
 var racyWindowNs = 2000000000n;
 var smallFileBytes3 = 1 << 20;
 var largeFileConcurrency = 4;
@@ -61148,7 +61696,7 @@ function hashSmallFile(root, rel, buffer) {
 async function hashLargeFile(root, rel) {
   const hash = createHash4("sha256");
   try {
-    const handle = await open4(`${root}/${rel}`, fs4.constants.O_RDONLY | fs4.constants.O_NOFOLLOW);
+    const handle = await open5(`${root}/${rel}`, fs4.constants.O_RDONLY | fs4.constants.O_NOFOLLOW);
     for await (const chunk of handle.createReadStream()) hash.update(chunk);
   } catch (error2) {
     throw new SnapshotWalkError(root, rel, error2);
@@ -61167,7 +61715,7 @@ var WalkingSnapshotter = class {
   tracking;
   async prepare(root) {
     if (this.tracking !== void 0) throw new SnapshotStateError("prepare", "twice without release()");
-    const realRoot = await realpath3(root);
+    const realRoot = await realpath4(root);
     const ignore = await this.ignoreFor(realRoot);
     const baseline = await this.walk(realRoot, ignore, void 0);
     this.tracking = { root: realRoot, ignore, baseline };
@@ -61206,10 +61754,10 @@ var WalkingSnapshotter = class {
 
 // src/snapshot/create-snapshotter.ts
 async function probeOverlay(run, scratchDir) {
-  await mkdir8(scratchDir, { recursive: true });
-  const dir = await mkdtemp5(path9.join(scratchDir, "probe-"));
+  await mkdir14(scratchDir, { recursive: true });
+  const dir = await mkdtemp6(path13.join(scratchDir, "probe-"));
   try {
-    await Promise.all(["lower", "upper", "work", "merged"].map((d) => mkdir8(path9.join(dir, d))));
+    await Promise.all(["lower", "upper", "work", "merged"].map((d) => mkdir14(path13.join(dir, d))));
     const options = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work,${overlayFeatureOptions}`;
     const mounted = await runQuietly(run, "mount", ["-t", "overlay", "overlay", "-o", options, `${dir}/merged`]);
     if (mounted !== void 0) return { usable: false, reason: `overlay mount failed: ${mounted}` };
@@ -61219,7 +61767,7 @@ async function probeOverlay(run, scratchDir) {
     if (getfattr !== void 0) return { usable: false, reason: `getfattr (Debian package "attr") is missing: ${getfattr}` };
     return { usable: true };
   } finally {
-    await rm10(dir, { recursive: true, force: true });
+    await rm12(dir, { recursive: true, force: true });
   }
 }
 async function runQuietly(run, command, args) {
@@ -61234,7 +61782,7 @@ async function createSnapshotter(options) {
   const { mode } = options;
   if (mode === "full" || mode === "redo" || mode === "time") return new WalkingSnapshotter(mode, options);
   if (mode === "overlay") return new OverlaySnapshotter(options);
-  if (options.root !== void 0 && hostPathInsideRoot(path9.resolve(options.root), path9.resolve(options.scratchDir)) !== void 0) {
+  if (options.root !== void 0 && hostPathInsideRoot(path13.resolve(options.root), path13.resolve(options.scratchDir)) !== void 0) {
     options.logger?.info(`snapshot mode auto: using redo (the scratch dir ${options.scratchDir} lies inside the root ${options.root})`);
     return new WalkingSnapshotter("redo", options);
   }
@@ -61248,7 +61796,7 @@ async function createSnapshotter(options) {
 }
 
 // src/build/copy/change-recorder.ts
-import path10 from "node:path";
+import path14 from "node:path";
 var ChangeRecorder = class {
   constructor(root) {
     this.root = root;
@@ -61269,7 +61817,7 @@ var ChangeRecorder = class {
   }
   /** The host path of a root-relative path. */
   host(relative3) {
-    return relative3 === "" ? this.root : path10.join(this.root, relative3);
+    return relative3 === "" ? this.root : path14.join(this.root, relative3);
   }
   changeSet() {
     return { root: this.root, changes: [...this.order] };
@@ -61280,14 +61828,14 @@ function joinRelative2(parent, name) {
 }
 
 // src/build/copy/copy-into-root.ts
-import { chmod as chmod8, lstat as lstat10, mkdir as mkdir12, mkdtemp as mkdtemp6, rm as rm13, writeFile as writeFile6 } from "node:fs/promises";
+import { chmod as chmod11, lstat as lstat12, mkdir as mkdir18, mkdtemp as mkdtemp7, rm as rm15, writeFile as writeFile6 } from "node:fs/promises";
 import os from "node:os";
-import path16 from "node:path";
+import path20 from "node:path";
 
 // src/build/copy/add-archive.ts
 var import_tar_stream6 = __toESM(require_tar_stream(), 1);
-import { createReadStream as createReadStream6 } from "node:fs";
-import { chmod as chmod4, lchown as lchown2, link as link3, lutimes as lutimes3, mkdir as mkdir9, open as open5, rm as rm11, symlink as symlink3 } from "node:fs/promises";
+import { createReadStream as createReadStream5 } from "node:fs";
+import { chmod as chmod7, lchown as lchown3, link as link5, lutimes as lutimes5, mkdir as mkdir15, open as open6, rm as rm13, symlink as symlink5 } from "node:fs/promises";
 import { pipeline as pipeline8 } from "node:stream/promises";
 
 // src/build/copy/errors.ts
@@ -61364,7 +61912,7 @@ function isTarHeader(block) {
   return stored === unsigned || stored === signed;
 }
 async function openDecompressed(file, options) {
-  const handle = await open5(file, "r");
+  const handle = await open6(file, "r");
   const head = Buffer.alloc(8);
   try {
     await handle.read(head, 0, 8, 0);
@@ -61372,7 +61920,7 @@ async function openDecompressed(file, options) {
     await handle.close();
   }
   const compression = sniffCompression(head);
-  const raw = createReadStream6(file);
+  const raw = createReadStream5(file);
   if (compression === "none") return { compression, stream: raw };
   const decompressor = compression === "bzip2" ? processStream("bzip2", ["-d", "-c"], "bzip2 -d") : compression === "xz" ? processStream("xz", ["-d", "-c"], "xz -d") : createDecompressor(compression, options.compressionEnv);
   raw.on("error", (error2) => decompressor.destroy(error2));
@@ -61419,7 +61967,7 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
       const rootRelative = joinRelative2(destination, relative3);
       const existing = await lstatOrUndefined(host2);
       if (existing !== void 0 && !(existing.isDirectory() && header2.type === "directory")) {
-        await rm11(host2, { recursive: true, force: true });
+        await rm13(host2, { recursive: true, force: true });
         resolver.invalidate();
       }
       const owner = chownTo ?? { uid: header2.uid ?? 0, gid: header2.gid ?? 0 };
@@ -61427,13 +61975,13 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
       const mtime = (header2.mtime ?? /* @__PURE__ */ new Date(0)).getTime() / 1e3;
       switch (header2.type) {
         case "directory":
-          if (existing === void 0 || !existing.isDirectory()) await mkdir9(host2, { mode: 448 });
+          if (existing === void 0 || !existing.isDirectory()) await mkdir15(host2, { mode: 448 });
           directories.push({ host: host2, atime: mtime, mtime });
           entry.resume();
           break;
         case "file":
         case "contiguous-file": {
-          const handle = await open5(host2, "wx", 384);
+          const handle = await open6(host2, "wx", 384);
           try {
             for await (const chunk of entry) await handle.write(chunk);
           } finally {
@@ -61442,14 +61990,14 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
           break;
         }
         case "symlink":
-          await symlink3(header2.linkname ?? "", host2);
+          await symlink5(header2.linkname ?? "", host2);
           resolver.invalidate();
           entry.resume();
           break;
         case "link": {
           const target = await resolver.resolveEntry(cleanPath("/" + (header2.linkname ?? "")).slice(1));
           try {
-            await link3(target.host, host2);
+            await link5(target.host, host2);
           } catch (error2) {
             throw fail(header2.name, `cannot hard-link to ${JSON.stringify(header2.linkname)}`, error2);
           }
@@ -61463,9 +62011,9 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
           entry.resume();
         }
       }
-      await lchown2(host2, owner.uid, owner.gid);
-      if (header2.type !== "symlink") await chmod4(host2, mode);
-      if (header2.type !== "directory") await lutimes3(host2, mtime, mtime);
+      await lchown3(host2, owner.uid, owner.gid);
+      if (header2.type !== "symlink") await chmod7(host2, mode);
+      if (header2.type !== "directory") await lutimes5(host2, mtime, mtime);
       recorder.record(rootRelative);
     }
     const streamError = await piping;
@@ -61479,7 +62027,7 @@ async function extractArchive(file, destination, recorder, site, chownTo, runner
   }
   for (const dir of directories.reverse()) {
     const current = await lstatOrUndefined(dir.host);
-    if (current?.isDirectory() === true) await lutimes3(dir.host, dir.atime, dir.mtime);
+    if (current?.isDirectory() === true) await lutimes5(dir.host, dir.atime, dir.mtime);
   }
 }
 function isSupported(header2) {
@@ -61491,9 +62039,9 @@ async function makeParents(resolver, name, destination, recorder) {
     const { relative: relative3, host: host2 } = await resolver.resolveDirectory(parts.slice(0, i).join("/"));
     const existing = await lstatOrUndefined(host2);
     if (existing === void 0) {
-      await mkdir9(host2);
-      await lchown2(host2, 0, 0);
-      await chmod4(host2, 493);
+      await mkdir15(host2);
+      await lchown3(host2, 0, 0);
+      await chmod7(host2, 493);
       resolver.invalidate();
     }
     recorder.record(joinRelative2(destination, relative3));
@@ -61501,8 +62049,8 @@ async function makeParents(resolver, name, destination, recorder) {
 }
 
 // src/build/copy/add-git.ts
-import { rm as rm12 } from "node:fs/promises";
-import path11 from "node:path";
+import { rm as rm14 } from "node:fs/promises";
+import path15 from "node:path";
 async function fetchGitSource(site, source, scratchDir, keepGitDir, checksum, options) {
   const spec = parseGitContext(source, options.env);
   let root;
@@ -61518,15 +62066,15 @@ async function fetchGitSource(site, source, scratchDir, keepGitDir, checksum, op
       throw new CopyError(site, `expected checksum to match ${checksum}, got ${commit === "" ? head.stderr.trim() : commit}`);
     }
   }
-  if (!keepGitDir) await rm12(path11.join(scratchDir, ".git"), { recursive: true, force: true });
+  if (!keepGitDir) await rm14(path15.join(scratchDir, ".git"), { recursive: true, force: true });
   return root;
 }
 
 // src/build/copy/add-url.ts
 import { createHash as createHash5 } from "node:crypto";
-import { createWriteStream as createWriteStream4 } from "node:fs";
-import { chmod as chmod5, utimes as utimes2 } from "node:fs/promises";
-import path12 from "node:path";
+import { createWriteStream as createWriteStream3 } from "node:fs";
+import { chmod as chmod8, utimes as utimes2 } from "node:fs/promises";
+import path16 from "node:path";
 import { Transform as Transform4 } from "node:stream";
 import { pipeline as pipeline9 } from "node:stream/promises";
 function isHttpSource(source) {
@@ -61539,13 +62087,13 @@ function urlFileName(url) {
   } catch {
     return "__unnamed__";
   }
-  const base = path12.posix.basename(path12.posix.normalize(pathname));
+  const base = path16.posix.basename(path16.posix.normalize(pathname));
   return base === "" || base === "." || base === "/" ? "__unnamed__" : decodeURIComponent(base);
 }
 async function downloadUrl(site, url, scratchDir, options = {}) {
   const shown = displayUrl(url);
   const name = urlFileName(url);
-  const host2 = path12.join(scratchDir, "download");
+  const host2 = path16.join(scratchDir, "download");
   return withHttpGet(
     url,
     options.dispatcher,
@@ -61559,12 +62107,12 @@ async function downloadUrl(site, url, scratchDir, options = {}) {
           callback(null, chunk);
         }
       });
-      await pipeline9(response.body, hashing, createWriteStream4(host2, { mode: 384 }));
+      await pipeline9(response.body, hashing, createWriteStream3(host2, { mode: 384 }));
       const actual = `${algorithm}:${hash.digest("hex")}`;
       if (options.checksum !== void 0 && actual !== options.checksum) {
         throw new ChecksumMismatchError(site, shown, options.checksum, actual);
       }
-      await chmod5(host2, 384);
+      await chmod8(host2, 384);
       const lastModified = response.headers["last-modified"];
       const modified = typeof lastModified === "string" ? Date.parse(lastModified) : Number.NaN;
       if (!Number.isNaN(modified)) await utimes2(host2, modified / 1e3, modified / 1e3);
@@ -61651,23 +62199,23 @@ async function resolveChown(site, spec, destRoot) {
 }
 
 // src/build/copy/copy-tree.ts
-import { chmod as chmod6, copyFile, lchown as lchown3, link as link4, lstat as lstat8, lutimes as lutimes4, mkdir as mkdir10, readdir as readdir2, readlink as readlink2, symlink as symlink4, unlink as unlink3 } from "node:fs/promises";
-import path13 from "node:path";
+import { chmod as chmod9, copyFile as copyFile3, lchown as lchown4, link as link6, lstat as lstat10, lutimes as lutimes6, mkdir as mkdir16, readdir as readdir3, readlink as readlink4, symlink as symlink6, unlink as unlink3 } from "node:fs/promises";
+import path17 from "node:path";
 function sourceHost(tree, relative3) {
-  return relative3 === "" ? tree.root : path13.join(tree.root, relative3);
+  return relative3 === "" ? tree.root : path17.join(tree.root, relative3);
 }
-function ownerOf(ctx, tree, stat8) {
+function ownerOf(ctx, tree, stat9) {
   if (ctx.chown !== void 0) return ctx.chown;
-  return tree.preserveOwners ? { uid: stat8.uid, gid: stat8.gid } : { uid: 0, gid: 0 };
+  return tree.preserveOwners ? { uid: stat9.uid, gid: stat9.gid } : { uid: 0, gid: 0 };
 }
-function permissionsOf(ctx, stat8) {
-  return ctx.mode === void 0 ? stat8.mode & 4095 : ctx.mode(stat8.mode, stat8.isDirectory());
+function permissionsOf(ctx, stat9) {
+  return ctx.mode === void 0 ? stat9.mode & 4095 : ctx.mode(stat9.mode, stat9.isDirectory());
 }
-async function applyMetadata(ctx, tree, stat8, host2) {
-  const owner = ownerOf(ctx, tree, stat8);
-  await lchown3(host2, owner.uid, owner.gid);
-  if (!stat8.isSymbolicLink()) await chmod6(host2, permissionsOf(ctx, stat8));
-  await lutimes4(host2, stat8.atimeMs / 1e3, stat8.mtimeMs / 1e3);
+async function applyMetadata(ctx, tree, stat9, host2) {
+  const owner = ownerOf(ctx, tree, stat9);
+  await lchown4(host2, owner.uid, owner.gid);
+  if (!stat9.isSymbolicLink()) await chmod9(host2, permissionsOf(ctx, stat9));
+  await lutimes6(host2, stat9.atimeMs / 1e3, stat9.mtimeMs / 1e3);
 }
 async function replaceableTarget(ctx, host2, target) {
   const existing = await lstatOrUndefined(host2);
@@ -61701,67 +62249,67 @@ async function settle(tasks) {
   const failed = results.find((r) => r.status === "rejected");
   if (failed !== void 0) throw failed.reason;
 }
-async function copyEntry(ctx, entry) {
+async function copyEntry2(ctx, entry) {
   const pending = [];
   const copied = await startEntry(ctx, entry, pending);
   await settle(pending);
   return copied;
 }
 async function startEntry(ctx, entry, pending) {
-  const { tree, source, stat: stat8, target } = entry;
+  const { tree, source, stat: stat9, target } = entry;
   const excluded = isExcluded(ctx, entry.excludePath);
-  if (excluded && !(stat8.isDirectory() && ctx.excludes?.mayReincludeBelow(entry.excludePath) === true)) return false;
+  if (excluded && !(stat9.isDirectory() && ctx.excludes?.mayReincludeBelow(entry.excludePath) === true)) return false;
   const host2 = ctx.recorder.host(target);
-  if (stat8.isDirectory()) {
+  if (stat9.isDirectory()) {
     await copyDirectory(ctx, entry, host2, excluded);
     return true;
   }
   ctx.recorder.record(target);
-  if (stat8.isFile() && stat8.nlink > 1) {
-    const key = `${stat8.dev}:${stat8.ino}`;
+  if (stat9.isFile() && stat9.nlink > 1) {
+    const key = `${stat9.dev}:${stat9.ino}`;
     const first = ctx.hardlinks.get(key);
     if (first !== void 0) {
       pending.push(
         first.then(
           (firstHost) => ctx.limiter.run(async () => {
             await replaceableTarget(ctx, host2, target);
-            await link4(firstHost, host2);
+            await link6(firstHost, host2);
           })
         )
       );
       return true;
     }
     const copying = ctx.limiter.run(async () => {
-      await writeNonDirectory(ctx, tree, source, stat8, host2, target);
+      await writeNonDirectory(ctx, tree, source, stat9, host2, target);
       return host2;
     });
     ctx.hardlinks.set(key, copying);
     pending.push(copying.then(() => void 0));
     return true;
   }
-  pending.push(ctx.limiter.run(() => writeNonDirectory(ctx, tree, source, stat8, host2, target)));
+  pending.push(ctx.limiter.run(() => writeNonDirectory(ctx, tree, source, stat9, host2, target)));
   return true;
 }
-async function writeNonDirectory(ctx, tree, source, stat8, host2, target) {
+async function writeNonDirectory(ctx, tree, source, stat9, host2, target) {
   await replaceableTarget(ctx, host2, target);
-  if (stat8.isFile()) await copyFile(sourceHost(tree, source), host2);
-  else if (stat8.isSymbolicLink()) await symlink4(await readlink2(sourceHost(tree, source)), host2);
-  else await makeSpecialFile(ctx, stat8, host2, target);
-  await applyMetadata(ctx, tree, stat8, host2);
+  if (stat9.isFile()) await copyFile3(sourceHost(tree, source), host2);
+  else if (stat9.isSymbolicLink()) await symlink6(await readlink4(sourceHost(tree, source)), host2);
+  else await makeSpecialFile(ctx, stat9, host2, target);
+  await applyMetadata(ctx, tree, stat9, host2);
 }
 async function copyDirectory(ctx, entry, host2, excluded) {
-  const { tree, source, stat: stat8, target } = entry;
+  const { tree, source, stat: stat9, target } = entry;
   const existing = await lstatOrUndefined(host2);
   let created = false;
   if (existing === void 0) {
-    await mkdir10(host2, { mode: 448 });
+    await mkdir16(host2, { mode: 448 });
     created = true;
   } else if (!existing.isDirectory()) {
     throw new CopyError(ctx.site, `cannot copy to non-directory: /${target}`);
   }
   ctx.recorder.record(target);
-  const names = (await readdir2(sourceHost(tree, source))).sort().filter((name) => tree.visible(joinRelative2(source, name)));
-  const stats = await Promise.all(names.map((name) => ctx.limiter.run(() => lstat8(sourceHost(tree, joinRelative2(source, name))))));
+  const names = (await readdir3(sourceHost(tree, source))).sort().filter((name) => tree.visible(joinRelative2(source, name)));
+  const stats = await Promise.all(names.map((name) => ctx.limiter.run(() => lstat10(sourceHost(tree, joinRelative2(source, name))))));
   const pending = [];
   try {
     for (let i = 0; i < names.length; i++) {
@@ -61782,15 +62330,15 @@ async function copyDirectory(ctx, entry, host2, excluded) {
   } finally {
     await settle(pending);
   }
-  if ((created || entry.overwriteMetadata) && !(excluded && !created)) await applyMetadata(ctx, tree, stat8, host2);
+  if ((created || entry.overwriteMetadata) && !(excluded && !created)) await applyMetadata(ctx, tree, stat9, host2);
 }
-async function makeSpecialFile(ctx, stat8, host2, target) {
+async function makeSpecialFile(ctx, stat9, host2, target) {
   let args;
-  if (stat8.isFIFO()) args = [host2, "p"];
-  else if (stat8.isCharacterDevice() || stat8.isBlockDevice()) {
-    const major = stat8.rdev >> 8 & 4095;
-    const minor = stat8.rdev & 255 | stat8.rdev >> 12 & 1048320;
-    args = [host2, stat8.isCharacterDevice() ? "c" : "b", String(major), String(minor)];
+  if (stat9.isFIFO()) args = [host2, "p"];
+  else if (stat9.isCharacterDevice() || stat9.isBlockDevice()) {
+    const major = stat9.rdev >> 8 & 4095;
+    const minor = stat9.rdev & 255 | stat9.rdev >> 12 & 1048320;
+    args = [host2, stat9.isCharacterDevice() ? "c" : "b", String(major), String(minor)];
   } else {
     throw new CopyError(ctx.site, `cannot copy /${target}: sockets cannot be copied`);
   }
@@ -61799,19 +62347,19 @@ async function makeSpecialFile(ctx, stat8, host2, target) {
 }
 
 // src/build/copy/destination.ts
-import { chmod as chmod7, chown as chown2, lstat as lstat9, mkdir as mkdir11 } from "node:fs/promises";
-import path14 from "node:path";
+import { chmod as chmod10, chown as chown2, lstat as lstat11, mkdir as mkdir17 } from "node:fs/promises";
+import path18 from "node:path";
 function destinationOf(destination, workdir) {
-  const joined = destination.startsWith("/") ? destination : path14.posix.join(workdir === "" ? "/" : workdir, destination);
-  const imagePath = path14.posix.normalize("/" + joined);
+  const joined = destination.startsWith("/") ? destination : path18.posix.join(workdir === "" ? "/" : workdir, destination);
+  const imagePath = path18.posix.normalize("/" + joined);
   const isDirectory2 = destination === "" || destination === "." || destination.endsWith("/");
   return { imagePath, isDirectory: isDirectory2 };
 }
 async function resolveDestinationPath(root, imagePath) {
   const relative3 = await resolveRelativeInRoot(root, imagePath);
   try {
-    const stat8 = await lstat9(relative3 === "" ? root : path14.join(root, relative3));
-    return { relative: relative3, kind: stat8.isDirectory() ? "directory" : "other" };
+    const stat9 = await lstat11(relative3 === "" ? root : path18.join(root, relative3));
+    return { relative: relative3, kind: stat9.isDirectory() ? "directory" : "other" };
   } catch (error2) {
     const code = error2.code;
     if (code === "ENOENT" || code === "ENOTDIR") return { relative: relative3, kind: "missing" };
@@ -61827,15 +62375,15 @@ async function ensureDirectory(recorder, site, imagePath, owner) {
     const host2 = recorder.host(current);
     let isDir;
     try {
-      isDir = (await lstat9(host2)).isDirectory();
+      isDir = (await lstat11(host2)).isDirectory();
     } catch (error2) {
       if (error2.code !== "ENOENT") throw error2;
     }
     if (isDir === false) throw new CopyError(site, `cannot create directory ${imagePath}: /${current} is not a directory`);
     if (isDir === void 0) {
-      await mkdir11(host2);
+      await mkdir17(host2);
       await chown2(host2, owner.uid, owner.gid);
-      await chmod7(host2, 493);
+      await chmod10(host2, 493);
     }
     recorder.record(current);
   }
@@ -61843,8 +62391,8 @@ async function ensureDirectory(recorder, site, imagePath, owner) {
 }
 
 // src/build/copy/select-sources.ts
-import { readdir as readdir3 } from "node:fs/promises";
-import path15 from "node:path";
+import { readdir as readdir4 } from "node:fs/promises";
+import path19 from "node:path";
 async function contextSourceTree(root, ignore) {
   if (ignore === void 0 || ignore.isEmpty) return { root, visible: () => true, preserveOwners: false };
   const kept = new Set((await walkContext(root, ignore, { stat: false, readLinks: false })).map((e) => e.path));
@@ -61872,16 +62420,16 @@ function splitWildcards(relative3) {
   return { base: segments.slice(0, first).join("/"), pattern: segments.slice(first).join("/") };
 }
 function hostOf(tree, relative3) {
-  return relative3 === "" ? tree.root : path15.join(tree.root, relative3);
+  return relative3 === "" ? tree.root : path19.join(tree.root, relative3);
 }
 async function followSource(tree, relative3, base) {
   if (!tree.visible(relative3)) return void 0;
   const resolved = await resolveRelativeInRoot(tree.root, relative3);
   if (!tree.visible(resolved)) return void 0;
   const host2 = hostOf(tree, resolved);
-  const stat8 = await lstatOrUndefined(host2);
-  if (stat8 === void 0) return void 0;
-  return { relative: relative3, resolved, host: host2, stat: stat8, base };
+  const stat9 = await lstatOrUndefined(host2);
+  if (stat9 === void 0) return void 0;
+  return { relative: relative3, resolved, host: host2, stat: stat9, base };
 }
 async function matchSource(tree, source) {
   const { base, pattern } = splitWildcards(normalizeSource(source));
@@ -61895,7 +62443,7 @@ async function matchSource(tree, source) {
   if (baseDir === void 0 || !baseDir.stat.isDirectory()) return [];
   const out = [];
   const walk2 = async (dirResolved, dirRelative, prefix, level) => {
-    const names = (await readdir3(hostOf(tree, dirResolved))).sort();
+    const names = (await readdir4(hostOf(tree, dirResolved))).sort();
     for (const name of names) {
       const rel = prefix === "" ? name : `${prefix}/${name}`;
       const childResolved = dirResolved === "" ? name : `${dirResolved}/${name}`;
@@ -61907,8 +62455,8 @@ async function matchSource(tree, source) {
         if (match !== void 0) out.push({ ...match, relative: childRelative });
         continue;
       }
-      const stat8 = await lstatOrUndefined(hostOf(tree, childResolved));
-      if (stat8?.isDirectory() === true) await walk2(childResolved, childRelative, rel, level + 1);
+      const stat9 = await lstatOrUndefined(hostOf(tree, childResolved));
+      if (stat9?.isDirectory() === true) await walk2(childResolved, childRelative, rel, level + 1);
     }
   };
   await walk2(baseDir.resolved, base, "", 1);
@@ -61943,12 +62491,12 @@ async function copyIntoRoot(options) {
   }
   recorder.recordAncestors(resolved.relative);
   const createdOwner = chown3 ?? { uid: 0, gid: 0 };
-  const scratch = await mkdtemp6(path16.join(options.scratchDir ?? os.tmpdir(), "kiln-copy-"));
+  const scratch = await mkdtemp7(path20.join(options.scratchDir ?? os.tmpdir(), "kiln-copy-"));
   try {
     let n = 0;
     for (const item of items) {
-      const itemScratch = path16.join(scratch, String(n++));
-      await mkdir12(itemScratch);
+      const itemScratch = path20.join(scratch, String(n++));
+      await mkdir18(itemScratch);
       switch (item.kind) {
         case "local": {
           const unpack = isAdd && instruction.unpack !== false;
@@ -61980,16 +62528,16 @@ async function copyIntoRoot(options) {
           const add = instruction;
           const dir = await fetchGitSource(site, item.url, itemScratch, add.keepGitDir, add.checksum, options.git);
           const checkout = { root: itemScratch, visible: () => true, preserveOwners: false };
-          const relative3 = path16.relative(itemScratch, dir).split(path16.sep).join("/");
+          const relative3 = path20.relative(itemScratch, dir).split(path20.sep).join("/");
           const match = await followSource(checkout, relative3, relative3);
           if (match === void 0) throw new CopyError(site, `git checkout of ${item.url} is empty`);
           await copyMatch(ctx, checkout, match, destination, createdOwner);
           break;
         }
         case "heredoc": {
-          const host2 = path16.join(itemScratch, "heredoc");
+          const host2 = path20.join(itemScratch, "heredoc");
           await writeFile6(host2, item.content);
-          await chmod8(host2, 420);
+          await chmod11(host2, 420);
           await copyScratchFile(ctx, itemScratch, host2, item.name, destination, createdOwner);
           break;
         }
@@ -61997,7 +62545,7 @@ async function copyIntoRoot(options) {
     }
     return { changes: recorder.changeSet(), items: items.length };
   } finally {
-    await rm13(scratch, { recursive: true, force: true });
+    await rm15(scratch, { recursive: true, force: true });
   }
 }
 function optionalCompression(options) {
@@ -62042,7 +62590,7 @@ function excludePathOf(match) {
   if (match.relative === match.base) return "";
   return match.base === "" ? match.relative : match.relative.slice(match.base.length + 1);
 }
-async function copyMatch(ctx, tree, match, destination, createdOwner, name = path16.posix.basename(match.relative)) {
+async function copyMatch(ctx, tree, match, destination, createdOwner, name = path20.posix.basename(match.relative)) {
   const { recorder, site } = ctx;
   const resolved = await resolveDestinationPath(recorder.root, destination.imagePath);
   const intoDirectory = destination.isDirectory || resolved.kind === "directory";
@@ -62054,15 +62602,15 @@ async function copyMatch(ctx, tree, match, destination, createdOwner, name = pat
     if (match.stat.isDirectory() && resolved.kind === "other") {
       throw new CopyError(site, `cannot copy to non-directory: ${destination.imagePath}`);
     }
-    const parent = await ensureDirectory(recorder, site, "/" + path16.posix.dirname(resolved.relative), createdOwner);
-    target = joinRelative2(parent, path16.posix.basename(resolved.relative));
+    const parent = await ensureDirectory(recorder, site, "/" + path20.posix.dirname(resolved.relative), createdOwner);
+    target = joinRelative2(parent, path20.posix.basename(resolved.relative));
   }
-  await copyEntry(ctx, { tree, source: match.resolved, stat: match.stat, target, excludePath: excludePathOf(match), overwriteMetadata: false });
+  await copyEntry2(ctx, { tree, source: match.resolved, stat: match.stat, target, excludePath: excludePathOf(match), overwriteMetadata: false });
 }
 async function copyScratchFile(ctx, scratchRoot, host2, name, destination, createdOwner) {
   const tree = { root: scratchRoot, visible: () => true, preserveOwners: false };
-  const relative3 = path16.relative(scratchRoot, host2).split(path16.sep).join("/");
-  const match = { relative: relative3, resolved: relative3, host: host2, stat: await lstat10(host2), base: relative3 };
+  const relative3 = path20.relative(scratchRoot, host2).split(path20.sep).join("/");
+  const match = { relative: relative3, resolved: relative3, host: host2, stat: await lstat12(host2), base: relative3 };
   await copyMatch(ctx, tree, match, destination, createdOwner, name);
 }
 async function copyWithParents(ctx, tree, match, source, destination, createdOwner) {
@@ -62078,16 +62626,16 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
     sourceDir = joinRelative2(sourceDir, part);
     target = joinRelative2(target, part);
     const sourceResolved = await resolveRelativeInRoot(tree.root, sourceDir);
-    const sourceStat = await lstat10(sourceResolved === "" ? tree.root : path16.join(tree.root, sourceResolved));
+    const sourceStat = await lstat12(sourceResolved === "" ? tree.root : path20.join(tree.root, sourceResolved));
     const host2 = recorder.host(target);
     let existing;
     try {
-      existing = await lstat10(host2);
+      existing = await lstat12(host2);
     } catch (error2) {
       if (error2.code !== "ENOENT") throw error2;
     }
     if (existing === void 0) {
-      await mkdir12(host2, { mode: 448 });
+      await mkdir18(host2, { mode: 448 });
       recorder.record(target);
       made.push({ host: host2, stat: sourceStat });
     } else if (!existing.isDirectory()) {
@@ -62098,7 +62646,7 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
   }
   const last = parts[parts.length - 1];
   if (last !== void 0) target = joinRelative2(target, last);
-  await copyEntry(ctx, { tree, source: match.resolved, stat: match.stat, target, excludePath: excludePathOf(match), overwriteMetadata: false });
+  await copyEntry2(ctx, { tree, source: match.resolved, stat: match.stat, target, excludePath: excludePathOf(match), overwriteMetadata: false });
   for (const dir of made.reverse()) await applyMetadata(ctx, tree, dir.stat, dir.host);
 }
 
@@ -62121,8 +62669,8 @@ function lookupEnv(env, key) {
 function commandArgv(cmd, shell) {
   return cmd.form === "exec" ? [...cmd.args] : [...shell ?? defaultShell, cmd.command];
 }
-function resolveWorkdir(previous, path17) {
-  return posix3.resolve(previous || "/", path17);
+function resolveWorkdir(previous, path21) {
+  return posix3.resolve(previous || "/", path21);
 }
 function applyToConfig(stage, instruction) {
   const config = stage.config;
@@ -62211,8 +62759,8 @@ function runCommand2(run, shell, scriptDir) {
   if (onlyHeredoc) {
     const body = first.chomp ? chompHeredocContent(first.content) : first.content;
     if (body.startsWith("#!")) {
-      const path17 = `${scriptDir}/${first.name}`;
-      return { argv: [path17], script: { name: path17, content: body } };
+      const path21 = `${scriptDir}/${first.name}`;
+      return { argv: [path21], script: { name: path21, content: body } };
     }
     return { argv: commandArgv({ form: "shell", command: body }, shell) };
   }
@@ -62248,18 +62796,25 @@ function platformOf(plan, stagePlatform) {
   const [os6 = "linux", architecture = "amd64", variant] = (stagePlatform ?? plan.platform).split("/");
   return variant === void 0 ? { os: os6, architecture } : { os: os6, architecture, variant };
 }
-async function prepareBase(session, index, root) {
+async function prepareBase(session, index) {
   const planned = session.plan.stages[index];
   if (planned === void 0) throw new Error(`no stage ${index}`);
-  await mkdir13(root, { recursive: true, mode: 493 });
   const base = planned.base;
-  if (base.kind === "scratch") return { config: void 0, layers: [], history: [], sources: [] };
+  if (base.kind === "scratch") {
+    const root2 = await stageRoot(session, index, []);
+    return { root: root2, config: void 0, layers: [], history: [], sources: [] };
+  }
   if (base.kind === "stage") {
     const parent = session.results.get(base.index);
     if (parent === void 0) throw new Error(`stage ${base.index} was not built before stage ${index}`);
-    await execFileAsync("cp", ["-a", "--reflink=auto", `${parent.root}/.`, root]);
+    const root2 = await stageRoot(session, index, []);
+    if (session.inPlace === void 0) {
+      await execFileAsync("cp", ["-a", "--reflink=auto", `${parent.root}/.`, root2]);
+    } else {
+      await copyTree(parent.root, root2, { skip: session.inPlace.protect, warn: (line) => session.progress.info(`  warning: ${line}`) });
+    }
     const config = { ...parent.platform, config: parent.stage.config, rootfs: { type: "layers", diff_ids: parent.layers.map((l) => l.diffId) } };
-    return { config, layers: [...parent.layers], history: [...parent.history], parentState: parent.state, sources: parent.sources };
+    return { root: root2, config, layers: [...parent.layers], history: [...parent.history], parentState: parent.state, sources: parent.sources };
   }
   const reference = parseReference(base.ref);
   const platform2 = platformOf(session.plan, planned.platform);
@@ -62270,23 +62825,41 @@ async function prepareBase(session, index, root) {
     "pull",
     ({ client, repository }) => pullImage(client, repository, reference.identifier, { platform: platform2 })
   );
+  const onbuild = image.config.config?.OnBuild ?? [];
+  const root = await stageRoot(session, index, onbuild);
   const size = formatBytes(image.layers.reduce((n, l) => n + l.descriptor.size, 0));
   const warn2 = (line) => session.progress.info(`  warning: ${line}`);
-  if (copyOnlyStage(session, index) && (image.config.config?.OnBuild ?? []).length === 0) {
+  const protect = root === session.inPlace?.root ? { protect: session.inPlace.protect } : {};
+  if (copyOnlyStage(session, index) && onbuild.length === 0) {
     await unpackImage(root, image, { warn: warn2, keepContent: isUserDatabase });
     done(`laid out ${image.layers.length} layer(s), ${size}, without file contents (COPY-only stage)`);
   } else {
-    await unpackImage(root, image, { warn: warn2 });
-    done(`unpacked ${image.layers.length} layer(s), ${size}`);
+    await unpackImage(root, image, { warn: warn2, ...protect });
+    done(`unpacked ${image.layers.length} layer(s), ${size}${root === session.inPlace?.root ? ` over ${root} (in-place)` : ""}`);
   }
-  return { config: image.config, layers: [...image.layers], history: [...image.config.history ?? []], sources: [reference] };
+  return { root, config: image.config, layers: [...image.layers], history: [...image.config.history ?? []], sources: [reference] };
+}
+async function stageRoot(session, index, onbuild) {
+  const inPlace = session.inPlace;
+  const stage = session.plan.stages[index];
+  const runs = stage?.instructions.some((planned) => planned.instruction.kind === "run") || onbuild.some((trigger) => /^\s*RUN\b/i.test(trigger));
+  if (inPlace !== void 0 && runs) {
+    await clearRoot(inPlace.root, inPlace.protect);
+    return inPlace.root;
+  }
+  const root = session.workspace.stageRoot(index);
+  await mkdir19(root, { recursive: true, mode: 493 });
+  return root;
+}
+function hasDependents(plan, index) {
+  return plan.stages.some((other) => other.dependsOn.some((dependency) => dependency.stage === index));
 }
 function copyOnlyStage(session, index) {
   const { plan, options } = session;
   if (options.singleSnapshot) return false;
   const stage = plan.stages[index];
   if (stage === void 0 || stage.instructions.some((planned) => planned.instruction.kind === "run")) return false;
-  return !plan.stages.some((other) => other.dependsOn.some((dependency) => dependency.stage === index));
+  return !hasDependents(plan, index);
 }
 function isUserDatabase(relativePath) {
   return /(^|\/)(passwd|group)$/.test(relativePath);
@@ -62295,8 +62868,8 @@ async function buildStage(session, index) {
   const planned = session.plan.stages[index];
   if (planned === void 0) throw new Error(`no stage ${index}`);
   const file = session.plan.file;
-  const root = session.workspace.stageRoot(index);
-  const base = await prepareBase(session, index, root);
+  const base = await prepareBase(session, index);
+  const root = base.root;
   const resolved = resolveStage(session.plan, index, {
     baseImageEnv: base.config?.config?.Env ?? [],
     ...base.parentState === void 0 ? {} : { parent: base.parentState },
@@ -62312,7 +62885,7 @@ async function buildStage(session, index) {
     await builder.releaseSnapshotter();
   }
   return {
-    root,
+    root: await keepStageRoot(session, index, root),
     stage: builder.stage,
     platform: base.config ? { os: base.config.os, architecture: base.config.architecture, ...base.config.variant ? { variant: base.config.variant } : {} } : platformOf(session.plan, planned.platform),
     layers: builder.layers,
@@ -62320,6 +62893,14 @@ async function buildStage(session, index) {
     state: resolved.state,
     sources: base.sources
   };
+}
+async function keepStageRoot(session, index, root) {
+  if (root !== session.inPlace?.root || !hasDependents(session.plan, index)) return root;
+  const kept = session.workspace.stageRoot(index);
+  const done = session.progress.step(`[${session.plan.stages[index]?.displayName ?? index}] keeping the stage's files for the stages after it`);
+  await copyTree(root, kept, { skip: session.inPlace.protect, warn: (line) => session.progress.info(`  warning: ${line}`) });
+  done(`copied to ${kept}`);
+  return kept;
 }
 var StageBuilder = class {
   constructor(session, index, root, base) {
@@ -62423,14 +63004,14 @@ var StageBuilder = class {
   async ensureSnapshotter() {
     if (this.snapshotter) return;
     const options = this.session.options;
-    const scratchDir = join9(this.session.workspace.scratch, `snapshot-${this.index}`);
+    const scratchDir = join10(this.session.workspace.scratch, `snapshot-${this.index}`);
     this.snapshotter = await createSnapshotter({
       mode: options.snapshotMode,
       scratchDir,
       run: runCommand,
       root: this.root,
       kilnDir: this.session.workspace.dir,
-      ignorePaths: options.ignorePaths,
+      ignorePaths: this.root === this.session.inPlace?.root ? [...options.ignorePaths, ...this.session.inPlace.protect.list().map((p) => `/${p}`)] : options.ignorePaths,
       ignoreVarRun: options.ignoreVarRun,
       logger: { info: (line) => this.session.progress.info(`  ${line}`) }
     });
@@ -62460,11 +63041,11 @@ var StageBuilder = class {
     return resolveUser(this.workRoot, this.stage.config.User || "0");
   }
   /** WORKDIR creates what is missing, owned by the current USER; an existing directory is no change. */
-  async makeWorkdir(path17) {
-    if ((await resolveDestinationPath(this.workRoot, path17)).kind === "directory") return { root: this.workRoot, changes: [] };
+  async makeWorkdir(path21) {
+    if ((await resolveDestinationPath(this.workRoot, path21)).kind === "directory") return { root: this.workRoot, changes: [] };
     const user = await this.currentUser();
     const recorder = new ChangeRecorder(this.workRoot);
-    await ensureDirectory(recorder, { keyword: "WORKDIR", line: 0 }, path17, { uid: user.uid, gid: user.gid });
+    await ensureDirectory(recorder, { keyword: "WORKDIR", line: 0 }, path21, { uid: user.uid, gid: user.gid });
     return recorder.changeSet();
   }
   async run(resolved) {
@@ -62476,60 +63057,127 @@ var StageBuilder = class {
     const mounts = instruction.mounts ?? [];
     const fromRoots = /* @__PURE__ */ new Map();
     for (const mount of mounts) if (mount.from !== void 0) fromRoots.set(mount.from, await this.fromRoot(mount.from, resolved.line));
-    const rootOf = (from) => from === void 0 ? this.session.contextRoot : fromRoots.get(from) ?? this.session.contextRoot;
+    const contextRoot = mounts.some((mount) => mount.from === void 0) ? await this.contextForMounts() : this.session.contextRoot;
+    const rootOf = (from) => from === void 0 ? contextRoot : fromRoots.get(from) ?? contextRoot;
     await this.ensureSnapshotter();
     const user = await this.currentUser();
     const workdir = this.stage.config.WorkingDir || "/";
-    await mkdir13(await resolveInRoot(this.workRoot, workdir), { recursive: true, mode: 493 });
+    await mkdir19(await resolveInRoot(this.workRoot, workdir), { recursive: true, mode: 493 });
     const scriptDir = `/.kiln-run-${this.index}`;
     const command = runCommand2(instruction, this.stage.config.Shell, scriptDir);
     const scriptHostDir = await resolveInRoot(this.workRoot, scriptDir);
     if (command.script) {
-      await mkdir13(scriptHostDir, { recursive: true, mode: 493 });
+      await mkdir19(scriptHostDir, { recursive: true, mode: 493 });
       const scriptPath = await resolveInRoot(this.workRoot, command.script.name);
       await writeFile7(scriptPath, command.script.content);
-      await chmod9(scriptPath, 493);
+      await chmod12(scriptPath, 493);
     }
     try {
-      const result = await runChrootStep(
-        {
-          root: this.workRoot,
-          argv: command.argv,
-          workdir,
-          uid: user.uid,
-          gid: user.gid,
-          groups: user.groups,
-          capabilities,
-          network: sandboxNetwork(instruction.network),
-          ...mounts.length === 0 ? {} : {
-            runMounts: {
-              requests: mounts.map((mount) => toRunMountRequest(mount, rootOf, workdir)),
-              context: {
-                cacheRoot: join9(this.session.options.kilnDir, "cache-mounts"),
-                secrets: this.session.options.secrets,
-                hostEnv: this.session.env,
-                scratchDir: this.session.workspace.scratch,
-                runCommand
-              }
-            }
-          },
-          hostname: "kiln",
-          env: { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv },
-          stdout: this.session.runOutput,
-          stderr: this.session.runOutput,
-          hostFiles: this.session.stepFiles,
-          ...this.session.signal === void 0 ? {} : { signal: this.session.signal }
-        },
-        this.session.sandbox
-      );
+      const step = { workdir, user, capabilities, rootOf };
+      const result = this.root === this.session.inPlace?.root ? await this.runInPlace(resolved, command.argv, step) : await this.runChrooted(resolved, command.argv, step);
       if (result.exitCode !== 0) {
         const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
         throw new BuildStepError(file, resolved.line, `RUN ${resolved.text.replace(/^RUN\s+/, "").split("\n")[0]} failed: ${how}`);
       }
     } finally {
-      if (command.script) await rm14(scriptHostDir, { recursive: true, force: true });
+      if (command.script) await rm16(scriptHostDir, { recursive: true, force: true });
     }
     return command.argv;
+  }
+  /** A RUN step chrooted in namespaces of its own (chroot-runner.ts). */
+  async runChrooted(resolved, argv, step) {
+    const instruction = resolved.instruction;
+    if (instruction.kind !== "run") throw new Error("not a RUN");
+    const mounts = instruction.mounts ?? [];
+    return runChrootStep(
+      {
+        root: this.workRoot,
+        argv,
+        workdir: step.workdir,
+        uid: step.user.uid,
+        gid: step.user.gid,
+        groups: step.user.groups,
+        capabilities: step.capabilities,
+        network: sandboxNetwork(instruction.network),
+        ...mounts.length === 0 ? {} : {
+          runMounts: {
+            requests: mounts.map((mount) => toRunMountRequest(mount, step.rootOf, step.workdir)),
+            context: { ...this.mountContext(), runCommand }
+          }
+        },
+        hostname: "kiln",
+        env: this.stepEnvironment(resolved),
+        stdout: this.session.runOutput,
+        stderr: this.session.runOutput,
+        hostFiles: this.session.stepFiles,
+        ...this.session.signal === void 0 ? {} : { signal: this.session.signal }
+      },
+      await this.chrootTools()
+    );
+  }
+  /** What every step's RUN --mounts draw on, whatever the isolation. */
+  mountContext() {
+    return {
+      cacheRoot: join10(this.session.options.kilnDir, "cache-mounts"),
+      secrets: this.session.options.secrets,
+      hostEnv: this.session.env,
+      scratchDir: this.session.workspace.scratch
+    };
+  }
+  /** The context as a step's bind mounts see it: what .dockerignore keeps (laid out once per build). */
+  async contextForMounts() {
+    this.session.contextMountRoot ??= await contextView(this.session.contextRoot, this.session.contextIgnore, this.session.workspace.scratch);
+    return this.session.contextMountRoot;
+  }
+  async chrootTools() {
+    this.session.sandbox ??= await locateSandboxTools(this.session.sandboxPath);
+    return this.session.sandbox;
+  }
+  stepEnvironment(resolved) {
+    return { ...environmentOf(resolved.runEnv ?? []), ...this.session.plan.proxyEnv };
+  }
+  /**
+   * A RUN step in the job container's own "/": no namespace can be made there, so a network of its
+   * own is refused rather than quietly done without; RUN --mount is emulated without mounts
+   * (in-place-mounts.ts), its content gone again before the snapshot.
+   */
+  async runInPlace(resolved, argv, step) {
+    const instruction = resolved.instruction;
+    const inPlace = this.session.inPlace;
+    if (instruction.kind !== "run" || inPlace === void 0) throw new Error("not an in-place RUN");
+    const file = this.session.plan.file;
+    if (sandboxNetwork(instruction.network) === "none") {
+      throw new BuildStepError(file, resolved.line, "RUN --network=none needs a network namespace, which in-place isolation does not have: use --isolation chroot");
+    }
+    const mounts = await prepareInPlaceMounts(
+      inPlace.root,
+      (instruction.mounts ?? []).map((mount) => toRunMountRequest(mount, step.rootOf, step.workdir)),
+      {
+        ...this.mountContext(),
+        protect: inPlace.protect,
+        warn: (line) => this.session.progress.info(`  warning: ${line}`)
+      }
+    );
+    try {
+      return await runInPlaceStep(
+        {
+          argv,
+          // The same path when the root is "/"; a test's root directory keeps the step inside it.
+          workdir: await resolveInRoot(inPlace.root, step.workdir),
+          uid: step.user.uid,
+          gid: step.user.gid,
+          groups: step.user.groups,
+          capabilities: step.capabilities,
+          env: { ...this.stepEnvironment(resolved), ...mounts.env },
+          stdout: this.session.runOutput,
+          stderr: this.session.runOutput,
+          ...this.session.signal === void 0 ? {} : { signal: this.session.signal }
+        },
+        inPlace.runtime.tool("setpriv")
+      );
+    } finally {
+      await mounts.release();
+    }
   }
   async copy(resolved) {
     const instruction = resolved.instruction;
@@ -62564,7 +63212,7 @@ var StageBuilder = class {
     const known = cache.get(key);
     if (known !== void 0) return known;
     const root = this.session.workspace.imageRoot(cache.size);
-    await mkdir13(root, { recursive: true });
+    await mkdir19(root, { recursive: true });
     const platform2 = platformOf(plan, void 0);
     const image = await withRegistry(this.session.registry, reference, "pull", ({ client, repository }) => pullImage(client, repository, reference.identifier, { platform: platform2 }));
     await unpackImage(root, image);
@@ -62577,27 +63225,26 @@ var StageBuilder = class {
 function unsupportedOptions(options) {
   const problems = [];
   if (options.cache) problems.push("--cache: the layer cache is not available in this version of kiln yet");
-  if (options.isolation === "in-place") problems.push("--isolation in-place is not available yet: use chroot (or auto) where kiln may create namespaces");
   if (options.pushIgnoreImmutableTagErrors) problems.push("--push-ignore-immutable-tag-errors is not available yet");
   return problems;
 }
 
 // src/build/workspace.ts
-import { mkdir as mkdir14, mkdtemp as mkdtemp7, rm as rm15 } from "node:fs/promises";
-import { join as join10 } from "node:path";
+import { mkdir as mkdir20, mkdtemp as mkdtemp8, rm as rm17 } from "node:fs/promises";
+import { join as join11 } from "node:path";
 async function createWorkspace(kilnDir) {
-  await mkdir14(kilnDir, { recursive: true, mode: 448 });
-  const dir = await mkdtemp7(join10(kilnDir, "build-"));
-  const blobs = join10(dir, "blobs");
-  const scratch = join10(dir, "scratch");
-  await Promise.all([mkdir14(blobs), mkdir14(scratch), mkdir14(join10(dir, "stages")), mkdir14(join10(dir, "images"))]);
+  await mkdir20(kilnDir, { recursive: true, mode: 448 });
+  const dir = await mkdtemp8(join11(kilnDir, "build-"));
+  const blobs = join11(dir, "blobs");
+  const scratch = join11(dir, "scratch");
+  await Promise.all([mkdir20(blobs), mkdir20(scratch), mkdir20(join11(dir, "stages")), mkdir20(join11(dir, "images"))]);
   return {
     dir,
     blobs,
     scratch,
-    stageRoot: (index) => join10(dir, "stages", String(index)),
-    imageRoot: (n) => join10(dir, "images", String(n)),
-    cleanup: () => rm15(dir, { recursive: true, force: true })
+    stageRoot: (index) => join11(dir, "stages", String(index)),
+    imageRoot: (n) => join11(dir, "images", String(n)),
+    cleanup: () => rm17(dir, { recursive: true, force: true })
   };
 }
 
@@ -62630,13 +63277,21 @@ async function executeBuild(options, deps) {
   }
   const prepared = await prepareBuild(options, { env: deps.env, warn: (line) => progress.info(line), ...deps.stdin ? { stdin: deps.stdin } : {} });
   let workspace;
+  let inPlace;
   try {
     if (!options.noPush && !options.skipPushPermissionCheck) await checkPushPermissions(destinations, deps.registry);
     workspace = await createWorkspace(options.kilnDir);
     const plan = prepared.plan;
     const needsRun = plan.order.some((index) => plan.stages[index]?.instructions.some((i) => i.instruction.kind === "run"));
-    const capabilities = resolveCapabilities({ add: options.capAdd, drop: options.capDrop });
-    if (needsRun) assertCapabilitiesAvailable(capabilities, await ownCapabilities());
+    const granted = grantableCapabilities({ add: options.capAdd, drop: options.capDrop }, await ownCapabilities());
+    if (needsRun && granted.missingDefaults.length > 0) {
+      progress.info(`RUN steps get Docker's default capabilities but ${granted.missingDefaults.map((cap) => `CAP_${cap}`).join(", ")}, which this process does not hold`);
+    }
+    if (needsRun) {
+      const isolation = await chooseIsolation(options.isolation, options.force, deps.isolationProbes ?? machineIsolationProbes(deps.env));
+      progress.info(isolation.reason);
+      if (isolation.isolation === "in-place") inPlace = await prepareInPlaceRoot(options, prepared.context.root, deps);
+    }
     const sourceDateEpoch = parseSourceDateEpoch(deps.env.SOURCE_DATE_EPOCH);
     const session = {
       options,
@@ -62646,9 +63301,10 @@ async function executeBuild(options, deps) {
       workspace,
       registry: deps.registry,
       progress,
-      sandbox: await locateSandboxTools(deps.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
+      sandboxPath: hostPath2(deps.env),
       stepFiles: await defaultStepFiles("kiln"),
-      capabilities,
+      capabilities: granted.capabilities,
+      ...inPlace === void 0 ? {} : { inPlace },
       runOutput: deps.stderr,
       env: deps.env,
       created: createdTimestamp(options, sourceDateEpoch, deps.now),
@@ -62668,8 +63324,57 @@ async function executeBuild(options, deps) {
     if (!options.noPush) await pushToDestinations(image, destinations, target.sources, options, deps.registry, progress);
     return { image, digest: image.digest, steps };
   } finally {
+    if (inPlace !== void 0 && options.cleanup) await clearRoot(inPlace.root, inPlace.protect);
     await Promise.all([workspace?.cleanup(), prepared.context.cleanup()]);
   }
+}
+function hostPath2(env) {
+  return env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin";
+}
+async function exists(path21) {
+  return await lstatOrUndefined(path21) !== void 0;
+}
+function machineIsolationProbes(env) {
+  return {
+    inContainer: () => detectContainer(exists, env),
+    async namespacesUnavailable() {
+      let tools;
+      try {
+        tools = await locateSandboxTools(hostPath2(env));
+      } catch (error2) {
+        return error2.message;
+      }
+      let result;
+      try {
+        result = await runCommand(tools.unshare, ["--mount", "--pid", "--fork", "--uts", "--ipc", tools.unshare, "--version"]);
+      } catch (error2) {
+        return `${tools.unshare} cannot start: ${error2.message}`;
+      }
+      return result.exitCode === 0 ? void 0 : `unshare: ${result.stderr.trim() || `exit code ${result.exitCode}`}`;
+    }
+  };
+}
+async function prepareInPlaceRoot(options, contextRoot, deps) {
+  const runtime = await locateKilnRuntime({ env: deps.env, execPath: process.execPath, exists });
+  if (runtime === void 0) {
+    throw new IsolationError(
+      `in-place isolation replaces the filesystem, and node (${process.execPath}) lives in it: run kiln from its executor image, or set KILN_RUNTIME_DIR to a directory holding node, lib/ld.so and bin/setpriv (images/executor/collect-runtime.sh makes one)`
+    );
+  }
+  const root = await realOrAsGiven(deps.inPlaceRoot ?? "/");
+  const kept = [];
+  for (const marker of containerMarkers) if (await exists(marker)) kept.push(marker);
+  const cwd = await realOrAsGiven(process.cwd());
+  if (cwd !== root) kept.push(cwd);
+  const hostPaths = await Promise.all([...buildHostPaths(options, contextRoot, deps.env), ...kept].map(realOrAsGiven));
+  const protect = protectedPaths({
+    root,
+    mountInfo: await readFile6("/proc/self/mountinfo", "utf8"),
+    runtimeDir: await realOrAsGiven(runtime.dir),
+    hostPaths,
+    ignorePaths: options.ignorePaths
+  });
+  return { root, protect, runtime };
 }
 function parseSourceDateEpoch(value) {
   if (value === void 0 || value === "") return void 0;
@@ -62704,11 +63409,11 @@ function finalImage(target, session, options) {
 }
 
 // src/registry/credentials.ts
-import { spawn as spawn5 } from "node:child_process";
+import { spawn as spawn6 } from "node:child_process";
 import { randomBytes as randomBytes5 } from "node:crypto";
-import { mkdir as mkdir15, open as open6, readFile as readFile7, rename as rename5, rm as rm16 } from "node:fs/promises";
+import { mkdir as mkdir21, open as open7, readFile as readFile7, rename as rename6, rm as rm18 } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname as dirname3, join as join11 } from "node:path";
+import { dirname as dirname5, join as join12 } from "node:path";
 var dockerHubAuthKey = "https://index.docker.io/v1/";
 var dockerHubHost = "index.docker.io";
 var dockerHubAliases = /* @__PURE__ */ new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
@@ -62716,10 +63421,10 @@ var helperNotFoundMessage = "credentials not found";
 var identityTokenUsername = "<token>";
 var DockerConfigError = class extends Error {
   path;
-  constructor(path17, reason, options) {
-    super(`Docker config ${path17}: ${reason}`, options);
+  constructor(path21, reason, options) {
+    super(`Docker config ${path21}: ${reason}`, options);
     this.name = "DockerConfigError";
-    this.path = path17;
+    this.path = path21;
   }
 };
 var CredentialHelperError = class extends Error {
@@ -62737,7 +63442,7 @@ function createNodeProcessRunner() {
   return {
     run(program2, args, { input, timeoutMs, env }) {
       return new Promise((resolve4, reject) => {
-        const child = spawn5(program2, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+        const child = spawn6(program2, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
         const stdout = [];
         const stderr = [];
         let kept = 0;
@@ -62790,32 +63495,32 @@ function dockerConfigKeyFor(registry) {
 }
 function dockerConfigPath(env = process.env, home = homedir()) {
   const dir = env.DOCKER_CONFIG;
-  return dir ? join11(dir, "config.json") : join11(home, ".docker", "config.json");
+  return dir ? join12(dir, "config.json") : join12(home, ".docker", "config.json");
 }
 var emptyConfig = { auths: /* @__PURE__ */ new Map(), credHelpers: /* @__PURE__ */ new Map(), credsStore: void 0 };
 function isPlainObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
-function parseDockerConfig(path17, text) {
+function parseDockerConfig(path21, text) {
   let raw;
   try {
     raw = JSON.parse(text);
   } catch (error2) {
     if (!(error2 instanceof SyntaxError)) throw error2;
-    throw new DockerConfigError(path17, "is not valid JSON");
+    throw new DockerConfigError(path21, "is not valid JSON");
   }
-  if (!isPlainObject(raw)) throw new DockerConfigError(path17, "is not a JSON object");
+  if (!isPlainObject(raw)) throw new DockerConfigError(path21, "is not a JSON object");
   const auths = /* @__PURE__ */ new Map();
   if (raw.auths !== void 0) {
-    if (!isPlainObject(raw.auths)) throw new DockerConfigError(path17, '"auths" is not an object');
+    if (!isPlainObject(raw.auths)) throw new DockerConfigError(path21, '"auths" is not an object');
     for (const [key, entry] of Object.entries(raw.auths)) {
-      if (!isPlainObject(entry)) throw new DockerConfigError(path17, `auths entry "${key}" is not an object`);
+      if (!isPlainObject(entry)) throw new DockerConfigError(path21, `auths entry "${key}" is not an object`);
       const parsed = {};
       for (const field of ["auth", "username", "password", "identitytoken", "registrytoken"]) {
         const value = entry[field];
         if (value === void 0 || value === null) continue;
         if (typeof value !== "string") {
-          throw new DockerConfigError(path17, `auths entry "${key}" field "${field}" is not a string`);
+          throw new DockerConfigError(path21, `auths entry "${key}" field "${field}" is not a string`);
         }
         parsed[field] = value;
       }
@@ -62824,10 +63529,10 @@ function parseDockerConfig(path17, text) {
   }
   const credHelpers = /* @__PURE__ */ new Map();
   if (raw.credHelpers !== void 0) {
-    if (!isPlainObject(raw.credHelpers)) throw new DockerConfigError(path17, '"credHelpers" is not an object');
+    if (!isPlainObject(raw.credHelpers)) throw new DockerConfigError(path21, '"credHelpers" is not an object');
     for (const [key, helper] of Object.entries(raw.credHelpers)) {
       if (typeof helper !== "string" || !isHelperName(helper)) {
-        throw new DockerConfigError(path17, `credHelpers entry "${key}" is not a helper name`);
+        throw new DockerConfigError(path21, `credHelpers entry "${key}" is not a helper name`);
       }
       credHelpers.set(key, helper);
     }
@@ -62835,7 +63540,7 @@ function parseDockerConfig(path17, text) {
   let credsStore;
   if (raw.credsStore !== void 0 && raw.credsStore !== "") {
     if (typeof raw.credsStore !== "string" || !isHelperName(raw.credsStore)) {
-      throw new DockerConfigError(path17, '"credsStore" is not a helper name');
+      throw new DockerConfigError(path21, '"credsStore" is not a helper name');
     }
     credsStore = raw.credsStore;
   }
@@ -62844,12 +63549,12 @@ function parseDockerConfig(path17, text) {
 function isHelperName(name) {
   return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name);
 }
-async function readConfigText(path17) {
+async function readConfigText(path21) {
   try {
-    return await readFile7(path17, "utf8");
+    return await readFile7(path21, "utf8");
   } catch (error2) {
     if (error2.code === "ENOENT") return void 0;
-    throw new DockerConfigError(path17, `cannot be read (${error2.code ?? "error"})`, {
+    throw new DockerConfigError(path21, `cannot be read (${error2.code ?? "error"})`, {
       cause: error2
     });
   }
@@ -62866,7 +63571,7 @@ function findByHost(entries, registry) {
   }
   return void 0;
 }
-function credentialFromAuthEntry(path17, key, entry) {
+function credentialFromAuthEntry(path21, key, entry) {
   if (entry.registrytoken) return { kind: "registryToken", token: entry.registrytoken };
   if (entry.identitytoken) return { kind: "identityToken", token: entry.identitytoken };
   let username = entry.username ?? "";
@@ -62875,7 +63580,7 @@ function credentialFromAuthEntry(path17, key, entry) {
     const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     if (colon < 0) {
-      throw new DockerConfigError(path17, `auths entry "${key}" has an "auth" value that is not base64 of user:password`);
+      throw new DockerConfigError(path21, `auths entry "${key}" has an "auth" value that is not base64 of user:password`);
     }
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);
@@ -62899,10 +63604,10 @@ var DockerConfigCredentialStore = class _DockerConfigCredentialStore {
   /** Reads config.json now (a missing file means anonymous access everywhere). */
   static async load(options = {}) {
     const env = options.env ?? process.env;
-    const path17 = options.configPath ?? dockerConfigPath(env);
-    const text = await readConfigText(path17);
-    const config = text === void 0 ? emptyConfig : parseDockerConfig(path17, text);
-    return new _DockerConfigCredentialStore(path17, config, options);
+    const path21 = options.configPath ?? dockerConfigPath(env);
+    const text = await readConfigText(path21);
+    const config = text === void 0 ? emptyConfig : parseDockerConfig(path21, text);
+    return new _DockerConfigCredentialStore(path21, config, options);
   }
   /**
    * Answers per host, kept for the store's life (one kiln run): a build asks for the same
@@ -62977,11 +63682,11 @@ function parseHelperAnswer(helper, registry, stdout) {
   if (username === identityTokenUsername) return { kind: "identityToken", token: secret };
   return { kind: "basic", username: username ?? "", password: secret };
 }
-async function mergeDockerConfigAuth(path17, registry, username, password) {
-  const text = await readConfigText(path17);
+async function mergeDockerConfigAuth(path21, registry, username, password) {
+  const text = await readConfigText(path21);
   let config = {};
   if (text !== void 0 && text.trim() !== "") {
-    parseDockerConfig(path17, text);
+    parseDockerConfig(path21, text);
     config = JSON.parse(text);
   }
   const host2 = normalizeRegistryKey(registry);
@@ -62999,31 +63704,31 @@ async function mergeDockerConfigAuth(path17, registry, username, password) {
     }
     config.credHelpers = helpers;
   }
-  await writeFileAtomically(path17, `${JSON.stringify(config, null, "	")}
+  await writeFileAtomically(path21, `${JSON.stringify(config, null, "	")}
 `);
 }
-async function writeFileAtomically(path17, content) {
-  const dir = dirname3(path17);
+async function writeFileAtomically(path21, content) {
+  const dir = dirname5(path21);
   try {
-    await mkdir15(dir, { recursive: true, mode: 448 });
+    await mkdir21(dir, { recursive: true, mode: 448 });
   } catch (error2) {
-    throw new DockerConfigError(path17, `its directory cannot be created (${error2.code ?? "error"})`, {
+    throw new DockerConfigError(path21, `its directory cannot be created (${error2.code ?? "error"})`, {
       cause: error2
     });
   }
-  const temporary = join11(dir, `.config.json.${process.pid}.${randomBytes5(6).toString("hex")}.tmp`);
+  const temporary = join12(dir, `.config.json.${process.pid}.${randomBytes5(6).toString("hex")}.tmp`);
   try {
-    const handle = await open6(temporary, "wx", 384);
+    const handle = await open7(temporary, "wx", 384);
     try {
       await handle.writeFile(content, "utf8");
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename5(temporary, path17);
+    await rename6(temporary, path21);
   } catch (error2) {
-    await rm16(temporary, { force: true });
-    throw new DockerConfigError(path17, `cannot be written (${error2.code ?? "error"})`, {
+    await rm18(temporary, { force: true });
+    throw new DockerConfigError(path21, `cannot be written (${error2.code ?? "error"})`, {
       cause: error2
     });
   }
@@ -63061,12 +63766,12 @@ var TlsFileError = class extends Error {
   flag;
   host;
   path;
-  constructor(flag, host2, path17, reason, options) {
-    super(`${flag} ${host2}: ${path17}: ${reason}`, options);
+  constructor(flag, host2, path21, reason, options) {
+    super(`${flag} ${host2}: ${path21}: ${reason}`, options);
     this.name = "TlsFileError";
     this.flag = flag;
     this.host = host2;
-    this.path = path17;
+    this.path = path21;
   }
 };
 function splitKeyValue(flag, value, expected) {
@@ -63081,8 +63786,8 @@ function splitKeyValue(flag, value, expected) {
 function parseRegistryCertificates(values) {
   const result = {};
   for (const value of values) {
-    const [host2, path17] = splitKeyValue("--registry-certificate", value, "my.registry.url=/path/to/ca.pem");
-    result[host2] = path17;
+    const [host2, path21] = splitKeyValue("--registry-certificate", value, "my.registry.url=/path/to/ca.pem");
+    result[host2] = path21;
   }
   return result;
 }
@@ -63149,12 +63854,12 @@ function parseTarget(flag, target) {
   }
   const slash = rest.indexOf("/");
   const host2 = slash >= 0 ? rest.slice(0, slash) : rest;
-  const path17 = slash >= 0 ? rest.slice(slash + 1).replace(/^\/+|\/+$/g, "") : "";
+  const path21 = slash >= 0 ? rest.slice(slash + 1).replace(/^\/+|\/+$/g, "") : "";
   if (!hostPattern.test(host2)) throw new FlagValueError(flag, target, `"${host2}" is not a registry host[:port]`);
-  if (path17 !== "" && !/^[a-z0-9._/-]+$/.test(path17)) {
-    throw new FlagValueError(flag, target, `"${path17}" is not a repository path prefix (lower-case, digits, . _ - /)`);
+  if (path21 !== "" && !/^[a-z0-9._/-]+$/.test(path21)) {
+    throw new FlagValueError(flag, target, `"${path21}" is not a repository path prefix (lower-case, digits, . _ - /)`);
   }
-  return { host: host2.toLowerCase(), pathPrefix: path17 === "" ? "" : `${path17}/`, scheme };
+  return { host: host2.toLowerCase(), pathPrefix: path21 === "" ? "" : `${path21}/`, scheme };
 }
 function isLocalHost(hostPort) {
   let host2 = hostPort;
@@ -63228,19 +63933,19 @@ var EndpointFactory = class {
   #closed = false;
   constructor(options = {}, deps = {}) {
     this.options = { ...defaultTransportOptions, ...options };
-    const read = deps.readFile ?? ((path17) => readFileSync2(path17));
+    const read = deps.readFile ?? ((path21) => readFileSync2(path21));
     this.#createDispatcher = deps.createDispatcher ?? defaultDispatcher;
     for (const value of this.options.registryMirrors) parseTarget("--registry-mirror", value);
     for (const values of Object.values(this.options.registryMaps)) {
       for (const value of values) parseTarget("--registry-map", value);
     }
-    for (const [host2, path17] of Object.entries(this.options.registryCertificates)) {
-      const pem = readTlsFile(read, "--registry-certificate", host2, path17).toString("utf8");
+    for (const [host2, path21] of Object.entries(this.options.registryCertificates)) {
+      const pem = readTlsFile(read, "--registry-certificate", host2, path21).toString("utf8");
       if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
-        throw new TlsFileError("--registry-certificate", host2, path17, "holds no PEM certificate");
+        throw new TlsFileError("--registry-certificate", host2, path21, "holds no PEM certificate");
       }
-      checkSecureContext("--registry-certificate", host2, path17, () => createSecureContext({ ca: pem }));
-      this.#cas.set(path17, pem);
+      checkSecureContext("--registry-certificate", host2, path21, () => createSecureContext({ ca: pem }));
+      this.#cas.set(path21, pem);
     }
     for (const [host2, paths] of Object.entries(this.options.registryClientCerts)) {
       const cert = readTlsFile(read, "--registry-client-cert", host2, paths.cert);
@@ -63306,20 +64011,20 @@ function defaultDispatcher(tls) {
     }
   });
 }
-function readTlsFile(read, flag, host2, path17) {
+function readTlsFile(read, flag, host2, path21) {
   try {
-    return read(path17);
+    return read(path21);
   } catch (error2) {
     const code = error2.code;
-    throw new TlsFileError(flag, host2, path17, `cannot be read (${code ?? String(error2)})`, { cause: error2 });
+    throw new TlsFileError(flag, host2, path21, `cannot be read (${code ?? String(error2)})`, { cause: error2 });
   }
 }
-function checkSecureContext(flag, host2, path17, make) {
+function checkSecureContext(flag, host2, path21, make) {
   try {
     make();
   } catch (error2) {
     const reason = error2 instanceof Error ? error2.message : String(error2);
-    throw new TlsFileError(flag, host2, path17, `not usable: ${reason}`, { cause: error2 });
+    throw new TlsFileError(flag, host2, path21, `not usable: ${reason}`, { cause: error2 });
   }
 }
 
@@ -63364,8 +64069,32 @@ function locateErrorInSource(message, dockerfile) {
   return { file: dockerfile, line: Number(match[1]), message: match[2] };
 }
 
+// src/ci/output-owner.ts
+import { lchown as lchown5, lstat as lstat13, readdir as readdir5 } from "node:fs/promises";
+import { join as join13 } from "node:path";
+function buildOutputPaths(options) {
+  return [options.tarPath, options.ociLayoutPath, options.digestFile, options.imageNameWithDigestFile, options.imageNameTagWithDigestFile].filter(
+    (output) => output !== void 0
+  );
+}
+async function chownTree(path21, owner) {
+  let isDirectory2;
+  try {
+    isDirectory2 = (await lstat13(path21)).isDirectory();
+  } catch (error2) {
+    if (error2.code === "ENOENT") return;
+    throw error2;
+  }
+  await lchown5(path21, owner.uid, owner.gid);
+  if (isDirectory2) for (const name of await readdir5(path21)) await chownTree(join13(path21, name), owner);
+}
+async function giveOutputsTo(options, owner) {
+  for (const output of buildOutputPaths(options)) await chownTree(output, owner);
+}
+
 // src/ci/privilege.ts
-import { spawn as spawn6 } from "node:child_process";
+import { spawn as spawn7 } from "node:child_process";
+import { constants as constants2 } from "node:os";
 var privilegedBuildFlag = "--kiln-privileged-build";
 var PrivilegeError = class extends Error {
   constructor(detail) {
@@ -63380,7 +64109,7 @@ function privilegedInvocation(uid, nodePath, script, requestFile) {
   return { command: "sudo", args: ["-n", "--", nodePath, script, privilegedBuildFlag, requestFile] };
 }
 var spawnInheriting = (invocation, options) => new Promise((resolve4, reject) => {
-  const child = spawn6(invocation.command, invocation.args, {
+  const child = spawn7(invocation.command, invocation.args, {
     cwd: options.cwd,
     stdio: ["ignore", process.stderr, process.stderr],
     ...options.signal ? { signal: options.signal, killSignal: "SIGTERM" } : {}
@@ -63388,7 +64117,7 @@ var spawnInheriting = (invocation, options) => new Promise((resolve4, reject) =>
   child.once("error", (error2) => {
     if (error2.name !== "AbortError") reject(error2);
   });
-  child.once("close", (code, signal) => resolve4(code ?? (signal ? 128 : 1)));
+  child.once("close", (code, signal) => resolve4(code ?? 128 + (signal === null ? 0 : constants2.signals[signal])));
 });
 
 // src/ci/build-runner.ts
@@ -63414,15 +64143,16 @@ async function buildInProcess(options, env, stderr) {
     process.off("SIGINT", stop).off("SIGTERM", stop);
   }
 }
-function definedEnv(env) {
-  return Object.fromEntries(Object.entries(env).filter((entry) => entry[1] !== void 0));
+function privilegedChildEnv(env) {
+  const defined = Object.fromEntries(Object.entries(env).filter((entry) => entry[1] !== void 0));
+  return { ...defined, DOCKER_CONFIG: dirname6(dockerConfigPath(env, env.HOME || homedir2())) };
 }
 async function runBuild(options, context) {
-  const requestFile = join12(context.workDir, "build-request.json");
-  const resultFile = join12(context.workDir, "build-result.json");
+  const requestFile = join14(context.workDir, "build-request.json");
+  const resultFile = join14(context.workDir, "build-result.json");
   const invocation = privilegedInvocation(context.uid, context.nodePath, context.script, requestFile);
   if (invocation === void 0) return buildInProcess(options, context.env, context.stderr);
-  const request4 = { options, env: definedEnv(context.env), resultFile };
+  const request4 = { options, env: privilegedChildEnv(context.env), resultFile };
   await writeFile8(requestFile, JSON.stringify(request4), { mode: 384 });
   try {
     const controller = new AbortController();
@@ -63439,10 +64169,11 @@ async function runBuild(options, context) {
     }
     const outcome = await readOutcome(resultFile);
     if (outcome === void 0) throw new PrivilegeError(`sudo exited with code ${code} before the build started`);
+    if ("unfinished" in outcome) throw new BuildFailedError(`the privileged build exited with code ${code} before reporting its outcome`);
     if (!outcome.ok) throw new BuildFailedError(outcome.message);
     return outcome.report;
   } finally {
-    await rm17(requestFile, { force: true });
+    await rm19(requestFile, { force: true });
   }
 }
 async function readOutcome(file) {
@@ -63457,21 +64188,28 @@ async function readOutcome(file) {
 }
 async function runPrivilegedBuild(requestFile, stderr) {
   const request4 = JSON.parse(await readFile8(requestFile, "utf8"));
+  const jobUser = await stat7(requestFile);
+  const writeOutcome = (outcome2) => writeFile8(request4.resultFile, JSON.stringify(outcome2), { mode: 420 });
+  await writeOutcome({ ok: false, unfinished: true });
   let outcome;
   try {
-    outcome = { ok: true, report: await buildInProcess(request4.options, request4.env, stderr) };
+    try {
+      outcome = { ok: true, report: await buildInProcess(request4.options, request4.env, stderr) };
+    } finally {
+      await giveOutputsTo(request4.options, jobUser);
+    }
   } catch (error2) {
     outcome = { ok: false, message: error2 instanceof Error ? error2.message : String(error2) };
   }
-  await writeFile8(request4.resultFile, JSON.stringify(outcome), { mode: 420 });
+  await writeOutcome(outcome);
   return outcome.ok ? 0 : 1;
 }
 
 // src/ci/github/run.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
-import { mkdtemp as mkdtemp8 } from "node:fs/promises";
+import { mkdtemp as mkdtemp9 } from "node:fs/promises";
 import { tmpdir as tmpdir4 } from "node:os";
-import { isAbsolute as isAbsolute3, join as join17, relative as relative2 } from "node:path";
+import { isAbsolute as isAbsolute3, join as join19, relative as relative2 } from "node:path";
 
 // node_modules/@actions/core/lib/command.js
 import * as os2 from "os";
@@ -63635,7 +64373,7 @@ var HttpResponseRetryCodes = [
 
 // node_modules/@actions/core/lib/summary.js
 import { EOL as EOL3 } from "os";
-import { constants as constants2, promises } from "fs";
+import { constants as constants3, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
@@ -63685,7 +64423,7 @@ var Summary = class {
         throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
       }
       try {
-        yield access(pathFromEnv, constants2.R_OK | constants2.W_OK);
+        yield access(pathFromEnv, constants3.R_OK | constants3.W_OK);
       } catch (_a) {
         throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
       }
@@ -63923,7 +64661,7 @@ import os4 from "os";
 
 // node_modules/@actions/io/lib/io-util.js
 import * as fs6 from "fs";
-var { chmod: chmod10, copyFile: copyFile2, lstat: lstat11, mkdir: mkdir16, open: open7, readdir: readdir4, rename: rename6, rm: rm18, rmdir: rmdir3, stat: stat7, symlink: symlink5, unlink: unlink4 } = fs6.promises;
+var { chmod: chmod13, copyFile: copyFile4, lstat: lstat14, mkdir: mkdir22, open: open8, readdir: readdir6, rename: rename7, rm: rm20, rmdir: rmdir3, stat: stat8, symlink: symlink7, unlink: unlink4 } = fs6.promises;
 var IS_WINDOWS = process.platform === "win32";
 var READONLY = fs6.constants.O_RDONLY;
 
@@ -64075,7 +64813,7 @@ function booleanFlagNames(program2) {
 
 // src/cli/build-flags.ts
 import { tmpdir as tmpdir3 } from "node:os";
-import { join as join13 } from "node:path";
+import { join as join15 } from "node:path";
 
 // src/cli/values.ts
 var UsageError = class extends Error {
@@ -64215,7 +64953,7 @@ function toBuildOptions(values, env, parseRegistry) {
     ignorePaths: values.ignorePath ?? [],
     ignoreVarRun: values.ignoreVarRun ?? true,
     forceBuildMetadata: values.forceBuildMetadata ?? false,
-    kilnDir: values.kanikoDir ?? env.KANIKO_DIR ?? env.KILN_DIR ?? join13(tmpdir3(), "kiln"),
+    kilnDir: values.kanikoDir ?? env.KANIKO_DIR ?? env.KILN_DIR ?? join15(tmpdir3(), "kiln"),
     cache: values.cache ?? false,
     cacheTtlSeconds: values.cacheTtl ?? 336 * 3600,
     cacheCopyLayers: values.cacheCopyLayers ?? false,
@@ -64310,13 +65048,13 @@ function buildOptionsFromArguments(argv, env) {
 }
 
 // src/ci/docker-config.ts
-import { copyFile as copyFile3, mkdir as mkdir17 } from "node:fs/promises";
-import { join as join14 } from "node:path";
+import { copyFile as copyFile5, mkdir as mkdir23 } from "node:fs/promises";
+import { join as join16 } from "node:path";
 async function writeDockerConfig(dir, logins, env) {
-  await mkdir17(dir, { recursive: true, mode: 448 });
-  const file = join14(dir, "config.json");
+  await mkdir23(dir, { recursive: true, mode: 448 });
+  const file = join16(dir, "config.json");
   try {
-    await copyFile3(dockerConfigPath(env), file);
+    await copyFile5(dockerConfigPath(env), file);
   } catch (error2) {
     if (error2.code !== "ENOENT") throw error2;
   }
@@ -64351,14 +65089,14 @@ function withoutVariables(env, prefixes) {
 }
 
 // src/ci/secret-files.ts
-import { mkdir as mkdir18, writeFile as writeFile10 } from "node:fs/promises";
-import { join as join15 } from "node:path";
+import { mkdir as mkdir24, writeFile as writeFile10 } from "node:fs/promises";
+import { join as join17 } from "node:path";
 async function writeSecretFiles(dir, secrets) {
   const files = /* @__PURE__ */ new Map();
   if (secrets.length === 0) return files;
-  await mkdir18(dir, { recursive: true, mode: 448 });
+  await mkdir24(dir, { recursive: true, mode: 448 });
   for (const [index, secret] of secrets.entries()) {
-    const file = join15(dir, `secret-${index}`);
+    const file = join17(dir, `secret-${index}`);
     await writeFile10(file, secret.value, { mode: 384 });
     files.set(secret.id, file);
   }
@@ -64397,7 +65135,7 @@ function resolveRegistryLogin(inputs, env) {
 }
 
 // src/ci/github/inputs.ts
-import { join as join16 } from "node:path";
+import { join as join18 } from "node:path";
 function isRemoteContext(context) {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(context) || context === "-";
 }
@@ -64407,7 +65145,7 @@ function readActionInputs(read) {
   if (platforms.length > 1) throw new CiInputError(`input "platform": kiln builds one platform per run, got ${platforms.join(", ")} (use a matrix)`);
   return {
     context,
-    file: read("file") || (isRemoteContext(context) ? "Dockerfile" : join16(context, "Dockerfile")),
+    file: read("file") || (isRemoteContext(context) ? "Dockerfile" : join18(context, "Dockerfile")),
     tags: parseList(read("tags")),
     push: parseBooleanInput("push", read("push"), true),
     buildArgs: parseList(read("build-args"), { ignoreComma: true }),
@@ -64512,7 +65250,7 @@ function addBuildSummary(summary2, report) {
 // src/ci/github/run.ts
 function annotationPath(file, env, cwd) {
   const workspace = env.GITHUB_WORKSPACE || cwd;
-  const absolute = isAbsolute3(file) ? file : join17(cwd, file);
+  const absolute = isAbsolute3(file) ? file : join19(cwd, file);
   const inside = relative2(workspace, absolute);
   return inside.startsWith("..") || isAbsolute3(inside) ? file : inside;
 }
@@ -64547,18 +65285,18 @@ async function runAction(proc = currentProcess()) {
     const inputs = readActionInputs((name) => getInput(name));
     dockerfile = inputs.file;
     for (const secret of inputs.secrets) if (secret.value !== "") setSecret(secret.value);
-    const workDir = await mkdtemp8(join17(proc.env.RUNNER_TEMP || tmpdir4(), "kiln-"));
+    const workDir = await mkdtemp9(join19(proc.env.RUNNER_TEMP || tmpdir4(), "kiln-"));
     saveState(stateKeys.workDir, workDir);
     const env = withoutVariables(proc.env, ["INPUT_"]);
     const login = resolveRegistryLogin(inputs, proc.env);
     if (login) {
-      const dockerConfig = join17(workDir, "docker-config");
+      const dockerConfig = join19(workDir, "docker-config");
       saveState(stateKeys.dockerConfig, dockerConfig);
       env.DOCKER_CONFIG = await writeDockerConfig(dockerConfig, [login], proc.env);
       info(`kiln: logging in to ${login.registry} as ${login.username}`);
     }
-    const secretFiles = await writeSecretFiles(join17(workDir, "secrets"), inputs.secrets);
-    const options = buildOptionsFromArguments(toCliArguments(inputs, { kilnDir: join17(workDir, "kiln"), secretFiles }), env);
+    const secretFiles = await writeSecretFiles(join19(workDir, "secrets"), inputs.secrets);
+    const options = buildOptionsFromArguments(toCliArguments(inputs, { kilnDir: join19(workDir, "kiln"), secretFiles }), env);
     const report = await group("Build", () => withoutWorkflowCommands(
       () => runBuild(options, { ...proc, env, workDir, stderr: process.stderr, run: spawnInheriting })
     ));
