@@ -134,11 +134,11 @@ export function addBuildFlags(command: Command): Command {
     .option('--cap-add <cap>', 'capability to grant RUN steps (repeatable)', collect)
     .option('--cap-drop <cap>', 'capability to take from RUN steps (repeatable)', collect)
     .option('--allow <entitlement>', 'entitlement such as security.insecure (repeatable)', collect)
-    .addOption(new Option('--isolation <mode>', 'how RUN steps are isolated').choices(isolations).argParser(oneOf('isolation', isolations)))
+    .addOption(new Option('--isolation <mode>', 'how RUN steps are isolated: chroot (namespaces), in-place (the job container\'s own root, kaniko\'s model) or auto (chroot where namespaces work, else in-place in a container)').choices(isolations).argParser(oneOf('isolation', isolations)))
     .addOption(new Option('-v, --verbosity <level>', 'log level').choices(verbosities).argParser(oneOf('verbosity', verbosities)))
     .addOption(new Option('--log-format <format>', 'log format').choices(logFormats).argParser(oneOf('log-format', logFormats)))
     .option('--log-timestamp [bool]', 'prefix log lines with a timestamp', parseBoolean('log-timestamp'))
-    .option('--force [bool]', "accepted for kaniko compatibility: kiln runs outside a container without it", parseBoolean('force'));
+    .option('--force [bool]', 'allow --isolation in-place outside a container (it replaces the filesystem kiln runs on)', parseBoolean('force'));
   return addRegistryFlags(command);
 }
 
