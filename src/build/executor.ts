@@ -15,6 +15,7 @@ import { capabilitiesFromStatus, grantableCapabilities } from '../sandbox/capabi
 import { locateKilnRuntime } from '../sandbox/kiln-runtime.js';
 import { defaultStepFiles, locateSandboxTools } from '../sandbox/chroot-runner.js';
 import {
+  assertInPlaceUser,
   buildHostPaths,
   chooseIsolation,
   containerMarkers,
@@ -182,6 +183,7 @@ function machineIsolationProbes(env: NodeJS.ProcessEnv): IsolationProbes {
 
 /** The in-place root, what in it must stay, and kiln's own runtime that RUN steps are started through. */
 async function prepareInPlaceRoot(options: BuildOptions, contextRoot: string, deps: ExecutorDependencies): Promise<InPlaceRoot> {
+  assertInPlaceUser(process.getuid?.());
   const runtime = await locateKilnRuntime({ env: deps.env, execPath: process.execPath, exists });
   if (runtime === undefined) {
     throw new IsolationError(

@@ -78,6 +78,18 @@ export async function chooseIsolation(requested: Isolation, force: boolean, prob
   );
 }
 
+/**
+ * In-place steps run as any USER and unpacking sets any owner: only root in the job container can
+ * (as with kaniko). Said up front rather than as a failed chown halfway through the base image.
+ */
+export function assertInPlaceUser(uid: number | undefined): void {
+  if (uid === undefined || uid === 0) return;
+  throw new IsolationError(
+    `in-place isolation must run as root inside the job container (it runs as uid ${uid}): ` +
+      'start the container as user 0 (Kubernetes: securityContext.runAsUser: 0; docker/podman: --user 0). It needs no extra capability.',
+  );
+}
+
 /** What an in-place build must leave alone, as host paths (real or not yet existing). */
 export interface ProtectedInputs {
   root: string;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   IsolationError,
+  assertInPlaceUser,
   buildHostPaths,
   chooseIsolation,
   detectContainer,
@@ -198,5 +199,12 @@ describe('realOrAsGiven', () => {
     expect(await realOrAsGiven(path.join(scratch.dir, 'link'))).toBe(real);
     expect(real.endsWith('/real')).toBe(true);
     expect(await realOrAsGiven(path.join(scratch.dir, 'link', 'not-yet'))).toBe(path.join(scratch.dir, 'link', 'not-yet'));
+  });
+});
+
+describe('assertInPlaceUser', () => {
+  it('lets root through and tells anyone else how to run the job container as root', () => {
+    expect(() => assertInPlaceUser(0)).not.toThrow();
+    expect(() => assertInPlaceUser(1000)).toThrow(/must run as root inside the job container \(it runs as uid 1000\).*runAsUser: 0/);
   });
 });
