@@ -51,7 +51,7 @@ add_libraries() {
 }
 
 # The tools, where the image has them (chroot isolation says which one is missing when it needs it).
-for tool in setpriv unshare flock; do
+for tool in setpriv unshare flock getfattr setfattr; do
   found=$(find_program "$tool")
   if [ -z "$found" ]; then continue; fi
   cp -L "$found" "$out/bin/$tool"

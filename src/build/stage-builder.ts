@@ -11,10 +11,11 @@ import { parseOnbuildTriggers, resolveStage } from '../dockerfile/plan.js';
 import type { Layer } from '../image/image.js';
 import { parseReference, type Reference } from '../image/reference.js';
 import type { HistoryEntry, ImageConfig, Platform } from '../image/types.js';
+import { GetfattrLayerXattrs, type LayerXattrReader } from '../layer/layer-xattrs.js';
 import { writeLayer } from '../layer/write-layer.js';
 import { withRegistry, type RegistryAccess } from '../registry/connect.js';
 import { pullImage } from '../registry/remote-image.js';
-import { runCommand as runHostCommand } from '../rootfs/command-runner.js';
+import { type CommandRunner, runCommand as runHostCommand } from '../rootfs/command-runner.js';
 import { resolveInRoot } from '../rootfs/resolve-in-root.js';
 import { unpackImage } from '../rootfs/unpack.js';
 import { clearRoot, copyTree } from '../rootfs/tree-copy.js';
@@ -22,6 +23,7 @@ import { resolveUser, type ResolvedUser } from '../rootfs/users.js';
 import { allCapabilities } from '../sandbox/capabilities.js';
 import { locateSandboxTools, runChrootStep, type SandboxTools, type StepFile } from '../sandbox/chroot-runner.js';
 import { prepareInPlaceMounts } from '../sandbox/in-place-mounts.js';
+import { runThroughRuntime } from '../sandbox/kiln-runtime.js';
 import { runInPlaceStep } from '../sandbox/in-place-runner.js';
 import { toRunMountRequest } from '../sandbox/run-mounts.js';
 import { runIsInsecure, sandboxNetwork } from '../sandbox/step-options.js';
@@ -92,6 +94,13 @@ export interface BuildSession {
   contextMountRoot?: string;
   /** With in-place isolation: the root stages that run commands are built in, and what in it stays. */
   inPlace?: InPlaceRoot;
+  /** Reads the extended attributes layers carry; made on the first layer, shared so a missing getfattr is told once. */
+  layerXattrs?: LayerXattrReader;
+}
+
+/** Runs getfattr and setfattr: kiln's runtime's copies with in-place isolation, which replaces the host's. */
+function toolRunner(session: BuildSession): CommandRunner {
+  return session.inPlace === undefined ? runHostCommand : runThroughRuntime(session.inPlace.runtime, runHostCommand);
 }
 
 function platformOf(plan: BuildPlan, stagePlatform: string | undefined): Platform {
@@ -145,10 +154,10 @@ async function prepareBase(session: BuildSession, index: number): Promise<Base> 
   if (copyOnlyStage(session, index) && onbuild.length === 0) {
     // Nothing in this stage reads a base file's bytes: only where things are (directories, links,
     // modes) and who users are. The layers it adds are the same; writing the base's files is skipped.
-    await unpackImage(root, image, { warn, keepContent: isUserDatabase });
+    await unpackImage(root, image, { warn, keepContent: isUserDatabase, runner: toolRunner(session) });
     done(`laid out ${image.layers.length} layer(s), ${size}, without file contents (COPY-only stage)`);
   } else {
-    await unpackImage(root, image, { warn, ...protect });
+    await unpackImage(root, image, { warn, runner: toolRunner(session), ...protect });
     done(`unpacked ${image.layers.length} layer(s), ${size}${root === session.inPlace?.root ? ` over ${root} (in-place)` : ''}`);
   }
   return { root, config: image.config, layers: [...image.layers], history: [...(image.config.history ?? [])], sources: [reference] };
@@ -349,6 +358,7 @@ class StageBuilder {
 
   private writeStepLayer(set: ChangeSet): ReturnType<typeof writeLayer> {
     const options = this.session.options;
+    this.session.layerXattrs ??= new GetfattrLayerXattrs(toolRunner(this.session), (line) => this.session.progress.info(`  warning: ${line}`));
     return writeLayer(set, {
       compression: options.compression,
       ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
@@ -356,6 +366,7 @@ class StageBuilder {
       ...(this.session.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: this.session.sourceDateEpoch }),
       outputDir: this.session.workspace.blobs,
       format: options.imageFormat,
+      xattrs: this.session.layerXattrs,
     });
   }
 
@@ -595,7 +606,7 @@ class StageBuilder {
     await mkdir(root, { recursive: true });
     const platform = platformOf(plan, undefined);
     const image = await withRegistry(this.session.registry, reference, 'pull', ({ client, repository }) => pullImage(client, repository, reference.identifier, { platform }));
-    await unpackImage(root, image);
+    await unpackImage(root, image, { runner: toolRunner(this.session) });
     cache.set(key, root);
     return root;
   }

@@ -9,7 +9,10 @@ import { FileLayer } from '../image/file-layer.js';
 import { MediaType } from '../image/media-types.js';
 import { RootResolver } from '../rootfs/resolve-in-root.js';
 import type { ChangeSet } from '../snapshot/change.js';
+import type { Xattr } from '../snapshot/xattrs.js';
 import { type CompressionEnv, createCompressor } from './compression.js';
+import type { LayerXattrReader } from './layer-xattrs.js';
+import { paxEntryWithXattrs } from './pax-header.js';
 
 export class LayerWriteError extends Error {
   constructor(
@@ -38,6 +41,8 @@ export interface WriteLayerOptions {
   compressionEnv?: CompressionEnv;
   /** Told about paths the tar format cannot carry (sockets). */
   warn?: (message: string) => void;
+  /** Reads the extended attributes entries carry (file capabilities); without it, layers have none. */
+  xattrs?: LayerXattrReader;
 }
 
 export interface WrittenLayer {
@@ -78,6 +83,8 @@ class TarWriter {
   private readonly inodes = new Map<string, string>();
   private readonly written = new Set<string>();
   private readonly clamp: number | undefined;
+  /** Host path → the extended attributes its entry carries, read for the whole change set at once. */
+  private xattrs = new Map<string, Xattr[]>();
 
   constructor(
     private readonly changeSet: ChangeSet,
@@ -93,7 +100,14 @@ class TarWriter {
     return new Date(clamped * 1000);
   }
 
-  private async entry(header: PackHeader, body: Buffer | NodeJS.ReadableStream = emptyBody): Promise<void> {
+  private async entry(header: PackHeader, body: Buffer | NodeJS.ReadableStream = emptyBody, xattrs?: readonly Xattr[]): Promise<void> {
+    if (xattrs !== undefined && xattrs.length > 0) {
+      // Pushed between entries (the previous one is complete: every entry is awaited), so the PAX
+      // header lands right before this entry's header.
+      const pax = paxEntryWithXattrs(header.name, header.linkname, xattrs);
+      this.pack.push(pax.extendedHeader);
+      header = { ...header, name: pax.name, ...(pax.linkname === undefined ? {} : { linkname: pax.linkname }) };
+    }
     if (Buffer.isBuffer(body)) {
       // Also for entries without data: tar-stream waits for data on a size-0 'file' given none.
       // The buffer's length becomes the entry's size: a file that changed since lstat stays consistent.
@@ -112,11 +126,21 @@ class TarWriter {
   }
 
   async write(): Promise<void> {
-    for (const change of this.changeSet.changes) {
+    const entries = this.changeSet.changes.map((change) => {
       const name = change.path.replace(/^\/+/, '').replace(/\/+$/, '');
       if (name === '' || name.split('/').some((c) => c === '..' || c === '.')) {
         throw new LayerWriteError(this.changeSet.root, change.path, 'not a clean path relative to the root');
       }
+      return { change, name, host: '' };
+    });
+    for (const entry of entries) {
+      if (entry.change.kind !== 'delete') entry.host = (await this.resolver.resolveEntry(entry.name)).host;
+    }
+    if (this.options.xattrs !== undefined) {
+      // One getfattr pass over the whole change set, before the first entry: a few processes, not one per file.
+      this.xattrs = await this.options.xattrs.read(entries.filter((entry) => entry.change.kind !== 'delete').map((entry) => entry.host));
+    }
+    for (const { change, name, host } of entries) {
       const parent = path.posix.dirname(name);
       const prefix = parent === '.' ? '' : `${parent}/`;
       switch (change.kind) {
@@ -124,18 +148,17 @@ class TarWriter {
           await this.marker(`${prefix}.wh.${path.posix.basename(name)}`);
           break;
         case 'opaque':
-          if (!this.written.has(name)) await this.upsert(name);
+          if (!this.written.has(name)) await this.upsert(name, host);
           await this.marker(`${name}/.wh..wh..opq`);
           break;
         case 'upsert':
-          if (!this.written.has(name)) await this.upsert(name);
+          if (!this.written.has(name)) await this.upsert(name, host);
           break;
       }
     }
   }
 
-  private async upsert(name: string): Promise<void> {
-    const { host } = await this.resolver.resolveEntry(name);
+  private async upsert(name: string, host: string): Promise<void> {
     let stat: BigIntStats;
     try {
       // Synchronous, like the small-file reads below: one short syscall, no thread-pool round trip.
@@ -153,10 +176,11 @@ class TarWriter {
       gname: '',
       mtime: this.mtime(Number(stat.mtimeMs / 1000n)),
     };
+    const xattrs = this.xattrs.get(host);
     if (stat.isDirectory()) {
-      await this.entry({ ...common, name: `${name}/`, type: 'directory', size: 0 });
+      await this.entry({ ...common, name: `${name}/`, type: 'directory', size: 0 }, emptyBody, xattrs);
     } else if (stat.isSymbolicLink()) {
-      await this.entry({ ...common, name, type: 'symlink', size: 0, linkname: readlinkSync(host) });
+      await this.entry({ ...common, name, type: 'symlink', size: 0, linkname: readlinkSync(host) }, emptyBody, xattrs);
     } else if (stat.isFile()) {
       if (stat.nlink > 1n) {
         const key = `${stat.dev}:${stat.ino}`;
@@ -170,9 +194,9 @@ class TarWriter {
       if (stat.size <= BigInt(smallFileBytes)) {
         // Small files (most of an image) are read with one synchronous call: a few microseconds of
         // syscalls, where an async open/read/close costs three thread-pool round trips.
-        await this.entry({ ...common, name, type: 'file', size: Number(stat.size) }, readFileSync(host));
+        await this.entry({ ...common, name, type: 'file', size: Number(stat.size) }, readFileSync(host), xattrs);
       } else {
-        await this.entry({ ...common, name, type: 'file', size: Number(stat.size) }, createReadStream(host, { highWaterMark: 1024 * 1024 }));
+        await this.entry({ ...common, name, type: 'file', size: Number(stat.size) }, createReadStream(host, { highWaterMark: 1024 * 1024 }), xattrs);
       }
     } else if (stat.isCharacterDevice() || stat.isBlockDevice()) {
       const type = stat.isCharacterDevice() ? 'character-device' : 'block-device';

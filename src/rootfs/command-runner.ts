@@ -15,7 +15,8 @@ export type CommandRunner = (command: string, args: readonly string[]) => Promis
 
 export const runCommand: CommandRunner = (command, args) =>
   new Promise((resolve, reject) => {
-    execFile(command, [...args], { encoding: 'utf8' }, (error, stdout, stderr) => {
+    // A getfattr dump of thousands of files can pass execFile's 1 MiB default.
+    execFile(command, [...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error === null) {
         resolve({ exitCode: 0, stdout, stderr });
         return;

@@ -11,6 +11,9 @@ import tarStream from 'tar-stream';
  */
 export const rawXattrMarker = 'KILN.xattr.latin1';
 
+/** The PAX record key of extended attribute NAME is this prefix + NAME (GNU tar, Go's archive/tar, BuildKit). */
+export const schilyXattrPrefix = 'SCHILY.xattr.';
+
 interface ExtractInternals {
   _header: { type?: string | null } | null;
   _pax: Record<string, string> | null;
@@ -30,7 +33,7 @@ export function rawXattrRecords(buf: Buffer): Record<string, string> {
     const equals = record.indexOf(0x3d);
     if (equals !== -1) {
       const key = record.toString('utf8', 0, equals);
-      if (key.startsWith('SCHILY.xattr.')) result[key] = record.toString('latin1', equals + 1);
+      if (key.startsWith(schilyXattrPrefix)) result[key] = record.toString('latin1', equals + 1);
     }
     offset += length;
   }

@@ -9,7 +9,7 @@ import { type CommandRunner, runCommand } from './command-runner.js';
 import { type Compression, type CompressionEnv, decompressedStream } from './decompress.js';
 import { RootResolver } from './resolve-in-root.js';
 import type { RootPaths } from './root-paths.js';
-import { createTarExtract, rawXattrMarker } from './tar-extract.js';
+import { createTarExtract, rawXattrMarker, schilyXattrPrefix } from './tar-extract.js';
 import { errorCode, lstatOrUndefined } from './lstat.js';
 
 /** An entry of a layer could not be applied; names the layer and the entry, as users need. */
@@ -103,8 +103,8 @@ function entryXattrs(header: TarHeader): { name: string; value: Buffer | undefin
   const pax = header.pax ?? {};
   const exact = pax[rawXattrMarker] !== undefined;
   for (const [key, raw] of Object.entries(pax)) {
-    if (key.startsWith('SCHILY.xattr.')) {
-      const name = key.slice('SCHILY.xattr.'.length);
+    if (key.startsWith(schilyXattrPrefix)) {
+      const name = key.slice(schilyXattrPrefix.length);
       if (exact) {
         result.push({ name, value: Buffer.from(raw, 'latin1') });
         continue;

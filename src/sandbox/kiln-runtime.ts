@@ -5,13 +5,19 @@
  * never look for a library outside it.
  */
 import path from 'node:path';
+import type { CommandRunner } from '../rootfs/command-runner.js';
 import { SandboxError } from './chroot-runner.js';
 
 export interface KilnRuntime {
   dir: string;
+  /** Whether the runtime holds its own copy of the tool. */
+  has(name: string): boolean;
   /** The argv prefix that starts one of the runtime's tools (`setpriv`). */
   tool(name: string): string[];
 }
+
+/** The tools kiln's runtime may hold: util-linux's setpriv for RUN steps, attr's getfattr and setfattr for layers' xattrs. */
+const runtimeTools = ['setpriv', 'getfattr', 'setfattr'];
 
 export interface RuntimeProbe {
   env: NodeJS.ProcessEnv;
@@ -33,12 +39,25 @@ export async function locateKilnRuntime(probe: RuntimeProbe): Promise<KilnRuntim
     return undefined;
   }
   const tools = new Map<string, boolean>();
-  for (const name of ['setpriv']) tools.set(name, await probe.exists(path.join(candidate, 'bin', name)));
+  for (const name of runtimeTools) tools.set(name, await probe.exists(path.join(candidate, 'bin', name)));
   return {
     dir: candidate,
+    has: (name) => tools.get(name) === true,
     tool(name) {
       if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name} (util-linux); rebuild the executor image`);
       return [loader, '--library-path', path.join(candidate, 'lib'), path.join(candidate, 'bin', name)];
     },
+  };
+}
+
+/**
+ * Runs the runtime's own copy of a command where it has one, else the command as named: once an
+ * in-place build has replaced "/", the host's getfattr and setfattr are gone (or are the image's).
+ */
+export function runThroughRuntime(runtime: KilnRuntime, run: CommandRunner): CommandRunner {
+  return (command, args) => {
+    if (!runtime.has(command)) return run(command, args);
+    const [program, ...prefix] = runtime.tool(command) as [string, ...string[]];
+    return run(program, [...prefix, ...args]);
   };
 }

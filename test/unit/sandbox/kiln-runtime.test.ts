@@ -1,12 +1,14 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lstatOrUndefined } from '../../../src/rootfs/lstat.js';
 import { SandboxError } from '../../../src/sandbox/chroot-runner.js';
 import { runInPlaceStep } from '../../../src/sandbox/in-place-runner.js';
-import { locateKilnRuntime } from '../../../src/sandbox/kiln-runtime.js';
+import { type CommandRunner, runCommand } from '../../../src/rootfs/command-runner.js';
+import { locateKilnRuntime, runThroughRuntime } from '../../../src/sandbox/kiln-runtime.js';
 import { makeKilnRuntimeDir } from '../../harness/kiln-runtime-dir.js';
+import { sharedLibraries } from '../../harness/node-runtime-image.js';
 import { runTool } from '../../harness/process.js';
 import { scratchDir } from '../rootfs/helpers.js';
 
@@ -62,6 +64,45 @@ describe('locateKilnRuntime', () => {
     expect(() => found?.tool('setpriv')).toThrow(SandboxError);
     expect(() => found?.tool('setpriv')).toThrow(/has no bin\/setpriv/);
     expect(() => found?.tool('unshare')).toThrow(/has no bin\/unshare/);
+  });
+
+  it("runs the runtime's getfattr and setfattr where it has them, and other commands as named", async () => {
+    await layOut(runtime, ['bin/node', 'bin/getfattr', 'lib/ld.so']);
+    const found = await locateKilnRuntime({ env: {}, execPath: path.join(runtime, 'bin', 'node'), exists });
+    if (found === undefined) throw new Error('expected a runtime');
+    expect([found.has('getfattr'), found.has('setfattr'), found.has('setpriv')]).toEqual([true, false, false]);
+    const calls: string[][] = [];
+    const recording: CommandRunner = async (command, args) => {
+      calls.push([command, ...args]);
+      return { exitCode: 0, stdout: '', stderr: '' };
+    };
+    const run = runThroughRuntime(found, recording);
+    await run('getfattr', ['--dump', '/x']);
+    await run('setfattr', ['-n', 'user.a', '/x']);
+    expect(calls).toEqual([
+      [path.join(runtime, 'lib/ld.so'), '--library-path', path.join(runtime, 'lib'), path.join(runtime, 'bin/getfattr'), '--dump', '/x'],
+      ['setfattr', '-n', 'user.a', '/x'],
+    ]);
+  });
+
+  it("reads xattrs with the runtime's copy of getfattr, started through the copied loader", async () => {
+    await makeKilnRuntimeDir(runtime);
+    const { libraries } = await sharedLibraries('/usr/bin/getfattr');
+    for (const library of libraries) await copyFile(library, path.join(runtime, 'lib', path.basename(library)));
+    await copyFile('/usr/bin/getfattr', path.join(runtime, 'bin/getfattr'));
+    const found = await locateKilnRuntime({ env: { KILN_RUNTIME_DIR: runtime }, execPath: process.execPath, exists });
+    if (found === undefined) throw new Error('expected a runtime');
+    const file = path.join(scratch.dir, 'tagged');
+    await writeFile(file, '');
+    await runTool('setfattr', ['-n', 'user.kiln', '-v', 'yes', file]);
+    const started: string[] = [];
+    const run = runThroughRuntime(found, (command, args) => {
+      started.push(command);
+      return runCommand(command, args);
+    });
+    const result = await run('getfattr', ['--absolute-names', '--dump', file]);
+    expect(started).toEqual([path.join(runtime, 'lib/ld.so')]);
+    expect(result).toEqual({ exitCode: 0, stdout: `# file: ${file}\nuser.kiln="yes"\n\n`, stderr: '' });
   });
 
   it("runs the host's setpriv from a runtime made of copies, through the copied loader alone", async () => {

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommandRunner } from '../../../src/rootfs/command-runner.js';
 import { createSnapshotter } from '../../../src/snapshot/create-snapshotter.js';
-import { parseOpaqueDump } from '../../../src/snapshot/opaque-dirs.js';
 
 describe('createSnapshotter', () => {
   let scratch: string;
@@ -46,23 +45,6 @@ describe('createSnapshotter', () => {
     for (const mode of ['full', 'redo', 'time', 'overlay'] as const) {
       expect((await createSnapshotter({ mode, scratchDir: scratch, run })).mode).toBe(mode);
     }
-  });
-});
-
-describe('getfattr dump parsing', () => {
-  it('returns directories whose opaque xattr is y, decoding escaped names', () => {
-    const dump = [
-      '# file: /s/upper/d',
-      'trusted.overlay.opaque="y"',
-      '',
-      '# file: /s/upper/sp ace/back\\134slash\\012nl',
-      'trusted.overlay.opaque="y"',
-      '',
-      '# file: /s/upper/other',
-      'trusted.overlay.opaque="x"',
-      '',
-    ].join('\n');
-    expect(parseOpaqueDump(dump)).toEqual(['/s/upper/d', '/s/upper/sp ace/back\\slash\nnl']);
   });
 });
 

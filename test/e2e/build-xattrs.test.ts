@@ -1,0 +1,107 @@
+/**
+ * RUN steps that set extended attributes (file capabilities, user.*) give layers that keep them, in
+ * every snapshot mode: built with the bundled CLI (dist/cli.js) on a busybox base in a real
+ * registry, read back with skopeo and umoci (never kiln), and run with podman as a non-root user
+ * whom only the file capability lets read /etc/shadow.
+ *
+ * busybox has no setfattr, so the step runs the host's, with its libraries and dynamic loader, from
+ * a context directory bound into the step (RUN --mount=type=bind).
+ */
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushBusyboxImage } from '../harness/base-images.js';
+import { sharedLibraries } from '../harness/node-runtime-image.js';
+import { Podman } from '../harness/podman.js';
+import { runTool } from '../harness/process.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+
+const cli = path.resolve(import.meta.dirname, '../../dist/cli.js');
+const execFileAsync = promisify(execFile);
+
+/** cap_dac_override+ep (VFS_CAP_REVISION_2): reading any file, whoever runs the program. */
+const dacOverride = '0x0100000202000000000000000000000000000000';
+/** Bytes no UTF-8 string holds, to show the layer keeps values as bytes. */
+const binaryValue = '0x00ff80';
+
+describe('RUN steps keep the extended attributes they set (busybox base, real registry, chroot)', () => {
+  let registry: TestRegistry;
+  let podman: Podman;
+  let work: string;
+  let context: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'kiln-xattrs-e2e-'));
+    registry = await startRegistry('plain');
+    podman = await Podman.create();
+    const base = (await pushBusyboxImage({ registry: registry.host, skopeoDestArgs: registry.skopeoDestArgs() })).reference;
+
+    context = path.join(work, 'context');
+    const tools = path.join(context, 'tools');
+    await mkdir(path.join(tools, 'lib'), { recursive: true });
+    const { loader, libraries } = await sharedLibraries('/usr/bin/setfattr');
+    await copyFile(loader, path.join(tools, 'ld.so'));
+    for (const library of libraries) await copyFile(library, path.join(tools, 'lib', path.basename(library)));
+    await copyFile('/usr/bin/setfattr', path.join(tools, 'setfattr'));
+    const setfattr = '/tools/ld.so --library-path /tools/lib /tools/setfattr';
+    await writeFile(
+      path.join(context, 'Dockerfile'),
+      [
+        `FROM ${base}`,
+        'RUN --mount=type=bind,source=tools,target=/tools \\',
+        '    mkdir -p /opt/cap && cp /bin/busybox /opt/cap/cat && echo data > /opt/file && \\',
+        `    ${setfattr} -n user.kiln -v ${binaryValue} /opt/file && \\`,
+        `    ${setfattr} -n user.kiln.dir -v hello /opt && \\`,
+        `    ${setfattr} -n security.capability -v ${dacOverride} /opt/cap/cat`,
+        '',
+      ].join('\n'),
+    );
+  });
+  afterAll(async () => {
+    const outcomes = await Promise.allSettled([registry?.stop(), podman?.dispose()]);
+    await rm(work, { recursive: true, force: true });
+    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  });
+
+  /** The pushed image unpacked by umoci, which applies the layers' xattrs. */
+  async function unpacked(reference: string): Promise<string> {
+    const layout = path.join(work, `layout-${path.basename(reference).replace(/\W/g, '-')}`);
+    await runTool('skopeo', ['copy', '--src-tls-verify=false', `docker://${reference}`, `oci:${layout}:img`]);
+    const rootfs = `${layout}-rootfs`;
+    await runTool('umoci', ['raw', 'unpack', '--image', `${layout}:img`, rootfs]);
+    return rootfs;
+  }
+
+  /** The attribute's value in hex, as getfattr prints it (`NAME=0x...`). */
+  async function xattr(file: string, name: string): Promise<string | undefined> {
+    const { stdout } = await runTool('getfattr', ['--absolute-names', '--no-dereference', '--encoding=hex', '-n', name, file]);
+    return stdout.split('\n').find((line) => line.startsWith(`${name}=`))?.slice(name.length + 1);
+  }
+
+  for (const mode of ['full', 'redo', 'overlay'] as const) {
+    it(`--snapshot-mode ${mode}: the layer carries security.capability and user.*, and the capability works`, async () => {
+      const reference = `${registry.host}/xattrs/${mode}:1`;
+      const kilnDir = path.join(work, `kiln-${mode}`);
+      const { stdout } = await execFileAsync(
+        process.execPath,
+        [cli, '--kaniko-dir', kilnDir, '--context', context, '--destination', reference, '--isolation', 'chroot', '--snapshot-mode', mode],
+        { maxBuffer: 64 << 20 },
+      );
+      expect(stdout.trim().split('\n').at(-1)).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+      const rootfs = await unpacked(reference);
+      expect(await xattr(path.join(rootfs, 'opt/file'), 'user.kiln')).toBe(binaryValue);
+      expect(await xattr(path.join(rootfs, 'opt'), 'user.kiln.dir')).toBe(`0x${Buffer.from('hello').toString('hex')}`);
+      expect(await xattr(path.join(rootfs, 'opt/cap/cat'), 'security.capability')).toBe(dacOverride);
+
+      // /etc/shadow is root's, mode 0640: nobody reads it with busybox's cat, and does with the copy holding the capability.
+      const denied = await podman.run(reference, { user: '65534:65534', command: ['cat', '/etc/shadow'] });
+      expect(denied.exitCode).not.toBe(0);
+      const allowed = await podman.runOk(reference, { user: '65534:65534', command: ['/opt/cap/cat', '/etc/shadow'] });
+      expect(allowed.stdout).toContain('root:*:');
+    });
+  }
+});
