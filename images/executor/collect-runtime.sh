@@ -2,7 +2,8 @@
 # Collects node, the shared libraries it links (found by its own dynamic loader, as ldd does), the
 # loader itself as lib/ld.so, and the CA bundle, under OUT/kiln. node is started through that loader,
 # so it needs nothing outside /kiln.
-# The util-linux tools (setpriv, unshare, flock) go to OUT/kiln/bin with their libraries in both
+# The util-linux tools (setpriv, unshare, flock) and attr's getfattr and setfattr (extended
+# attributes, file capabilities among them, read into layers and set when unpacking) go to OUT/kiln/bin with their libraries in both
 # places: OUT/kiln/lib, for in-place isolation, which starts them through kiln's loader once "/" may
 # have been replaced; and their usual paths under OUT, for chroot isolation, which starts them directly.
 # git, for git build contexts, goes to OUT/kiln/bin too, with the helper it runs for http(s) remotes

@@ -119,6 +119,8 @@ describe('the executor image, built by kiln', () => {
       ['setpriv', ['--dump'], /Capability bounding set/],
       ['unshare', ['--version'], /util-linux/],
       ['flock', ['--version'], /util-linux/],
+      ['getfattr', ['--version'], /getfattr/],
+      ['setfattr', ['--version'], /setfattr/],
     ] as const) {
       const ran = await run('/usr/sbin/chroot', [rootfs, '/kiln/lib/ld.so', '--library-path', '/kiln/lib', `/kiln/bin/${tool}`, ...args], { PATH: '/kiln/bin' });
       expect(ran, `${tool}: ${ran.stderr}`).toMatchObject({ code: 0 });

@@ -354,4 +354,31 @@ describe('in-place isolation: the executor image under podman (runc, default cap
       await secure.stop();
     }
   }, 300_000);
+  it('carries a file capability and a user xattr a RUN step set in place into the layer (kiln\'s own getfattr, after "/" was replaced)', async () => {
+    // The step sets them with the setfattr kiln's runtime holds (Debian minbase has no setcap).
+    const setfattr = '/kiln/lib/ld.so --library-path /kiln/lib /kiln/bin/setfattr';
+    const context = await writeContext('xattrs', {
+      Dockerfile: [
+        `FROM ${debian}`,
+        `RUN cp /bin/cat /usr/local/bin/capcat && ${setfattr} -n security.capability -v 0x0100000202000000000000000000000000000000 /usr/local/bin/capcat && ${setfattr} -n user.kiln -v in-place /usr/local/bin/capcat`,
+        '',
+      ].join('\n'),
+    });
+    const reference = `${registry.host}/in-place/xattrs:1`;
+    const result = await runExecutor(context, ['--destination', reference, '--isolation', 'in-place']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/getfattr/);
+    const layout = path.join(work, 'xattrs-layout');
+    await runTool('skopeo', ['copy', '--src-tls-verify=false', `docker://${reference}`, `oci:${layout}:img`]);
+    const rootfs = path.join(work, 'xattrs-rootfs');
+    await runTool('umoci', ['raw', 'unpack', '--image', `${layout}:img`, rootfs]);
+    const { stdout } = await runTool('getfattr', ['--absolute-names', '--no-dereference', '--encoding=hex', '-d', '-m', '-', path.join(rootfs, 'usr/local/bin/capcat')]);
+    expect(stdout).toContain('security.capability=0x0100000202000000000000000000000000000000');
+    expect(stdout).toContain(`user.kiln=0x${Buffer.from('in-place').toString('hex')}`);
+    // As a user without privilege, the capability (CAP_DAC_OVERRIDE) reads what plain cat may not.
+    const denied = await podman.run(reference, { registry, user: '65534', command: ['cat', '/etc/shadow'] });
+    expect(denied.exitCode).not.toBe(0);
+    const allowed = await podman.runOk(reference, { registry, user: '65534', command: ['/usr/local/bin/capcat', '/etc/shadow'] });
+    expect(allowed.stdout).toMatch(/^root:/);
+  }, 300_000);
 });

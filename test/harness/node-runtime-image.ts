@@ -48,7 +48,7 @@ export async function pushNodeRuntimeImage(options: NodeRuntimeImageOptions): Pr
     const node = await realPath(options.node ?? process.execPath);
     const { loader, libraries } = await sharedLibraries(node);
     for (const file of [loader, ...libraries]) await copyInto(rootfs, file, file);
-    for (const tool of options.tools ?? ['/usr/bin/setpriv', '/usr/bin/unshare', '/usr/bin/flock', ...(await hostGit())]) {
+    for (const tool of options.tools ?? ['/usr/bin/setpriv', '/usr/bin/unshare', '/usr/bin/flock', '/usr/bin/getfattr', '/usr/bin/setfattr', ...(await hostGit())]) {
       const linked = await sharedLibraries(tool);
       for (const file of [tool, linked.loader, ...linked.libraries]) await copyInto(rootfs, file, file);
     }
