@@ -382,6 +382,7 @@ class StageBuilder {
       kilnDir: this.session.workspace.dir,
       ignorePaths: this.root === this.session.inPlace?.root ? [...options.ignorePaths, ...this.session.inPlace.protect.list().map((p) => `/${p}`)] : options.ignorePaths,
       ignoreVarRun: options.ignoreVarRun,
+      xattrRunner: toolRunner(this.session),
       logger: { info: (line) => this.session.progress.info(`  ${line}`) },
     });
     this.workRoot = await this.snapshotter.prepare(this.root);

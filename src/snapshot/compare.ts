@@ -12,6 +12,8 @@ export type WalkingMode = 'full' | 'redo' | 'time';
 export function stateChanged(mode: WalkingMode, before: FileState, after: FileState): boolean {
   if (before.mtimeNs !== after.mtimeNs) return true;
   if (mode === 'time') return false;
+  // `setcap` on a file changes neither its mtime nor its content: BuildKit's walking diff sees it all the same.
+  if (before.capability !== after.capability) return true;
   if (before.mode !== after.mode || before.uid !== after.uid || before.gid !== after.gid) return true;
   if (before.size !== after.size || before.rdev !== after.rdev) return true;
   if (mode === 'redo') {

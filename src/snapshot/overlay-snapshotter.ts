@@ -8,6 +8,7 @@ import { hostPathInsideRoot, IgnoreList } from './ignore.js';
 import { findOpaqueDirs } from './opaque-dirs.js';
 import { readProcMountInfo, type CommonSnapshotOptions, type Snapshotter } from './snapshotter.js';
 import { listUpperDir, type UpperEntry } from './upper-dir.js';
+import { dumpXattrs } from './xattrs.js';
 
 export interface OverlayOptions extends CommonSnapshotOptions {
   /**
@@ -152,12 +153,19 @@ export class OverlaySnapshotter implements Snapshotter {
         await this.moveInto(`${s.upper}/${entry.path}`, target);
       }
     }
+    // Files moved in keep their extended attributes; directories made anew get their upper copy's.
+    const dirXattrs = await dumpXattrs(this.options.run, dirs.map((rel) => `${s.upper}/${rel}`), '.');
     // Children first: adding them moved the directories' mtimes.
     for (const rel of dirs.reverse()) {
       const stats = fs.lstatSync(`${s.upper}/${rel}`, { bigint: true });
       const target = `${s.root}/${rel}`;
       fs.lchownSync(target, Number(stats.uid), Number(stats.gid));
       fs.chmodSync(target, Number(stats.mode & 0o7777n));
+      for (const xattr of dirXattrs.byPath.get(`${s.upper}/${rel}`) ?? []) {
+        if (overlayOwnXattr.test(xattr.name)) continue;
+        const result = await this.options.run('setfattr', ['-h', '-n', xattr.name, '-v', `0x${xattr.value.toString('hex')}`, target]);
+        if (result.exitCode !== 0) throw new OverlayError(`cannot keep ${xattr.name} of ${target}`, 'setfattr', result.stderr);
+      }
       fs.utimesSync(target, nsToSeconds(stats.atimeNs), nsToSeconds(stats.mtimeNs));
     }
     await rm(s.upper, { recursive: true, force: true });
@@ -188,6 +196,9 @@ export class OverlaySnapshotter implements Snapshotter {
  * changed between mounts (merge-down), which an inode index would reject.
  */
 export const overlayFeatureOptions = 'redirect_dir=off,metacopy=off,index=off';
+
+/** overlayfs's own bookkeeping in an upper directory (opaque markers and the like), never the image's. */
+const overlayOwnXattr = /^(trusted|user)\.overlay\./;
 
 function nsToSeconds(ns: bigint): number {
   return Number(ns / 1000n) / 1e6;

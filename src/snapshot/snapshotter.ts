@@ -1,3 +1,4 @@
+import type { CommandRunner } from '../rootfs/command-runner.js';
 import { readFile } from 'node:fs/promises';
 import type { ChangeSet } from './change.js';
 import type { IgnoreOptions } from './ignore.js';
@@ -47,6 +48,8 @@ export interface CommonSnapshotOptions extends IgnoreOptions {
   readMountInfo?: () => Promise<string>;
   /** Wall clock in nanoseconds (full mode's racy-file window). */
   clockNs?: () => bigint;
+  /** Runs getfattr, so full and redo walks compare file capabilities; without it they are not compared. */
+  xattrRunner?: CommandRunner;
 }
 
 export const readProcMountInfo = (): Promise<string> => readFile('/proc/self/mountinfo', 'utf8');

@@ -28,6 +28,8 @@ export interface FileState {
   hash?: string;
   /** A symlink's target (full mode only). */
   linkTarget?: string;
+  /** A regular file's security.capability, hex (full and redo, where getfattr can be run). */
+  capability?: string;
 }
 
 /** One walk of a root: every path that is not ignored, and each directory's children in sorted order. */

@@ -11,6 +11,7 @@ import {
   type Snapshotter,
 } from './snapshotter.js';
 import { walkTree, type TreeState } from './tree.js';
+import { fileCapabilities } from './xattrs.js';
 
 interface Tracking {
   root: string;
@@ -26,6 +27,7 @@ interface Tracking {
  */
 export class WalkingSnapshotter implements Snapshotter {
   private tracking: Tracking | undefined;
+  private capabilitiesUnreadable = false;
 
   constructor(
     readonly mode: WalkingMode,
@@ -64,7 +66,28 @@ export class WalkingSnapshotter implements Snapshotter {
   private async walk(root: string, ignore: IgnoreList, previous: TreeState | undefined): Promise<TreeState> {
     const tree = await walkTree(root, ignore, this.options.clockNs ?? wallClockNs);
     if (this.mode === 'full') await fillContent(tree, previous);
+    if (this.mode !== 'time') await this.fillCapabilities(tree);
     return tree;
+  }
+
+  /** Records each regular file's security.capability; once getfattr has failed to start, no more. */
+  private async fillCapabilities(tree: TreeState): Promise<void> {
+    const run = this.options.xattrRunner;
+    if (run === undefined || this.capabilitiesUnreadable) return;
+    const files = [...tree.entries].filter(([, state]) => state.type === 'file').map(([relative]) => `${tree.root}/${relative}`);
+    let capabilities: Map<string, string>;
+    try {
+      capabilities = await fileCapabilities(run, files);
+    } catch (error) {
+      this.capabilitiesUnreadable = true;
+      this.options.logger?.info(`file capabilities are not compared (getfattr: ${(error as Error).message}): a setcap alone goes unseen`);
+      return;
+    }
+    const prefix = `${tree.root}/`;
+    for (const [file, capability] of capabilities) {
+      const state = tree.entries.get(file.slice(prefix.length));
+      if (state !== undefined) state.capability = capability;
+    }
   }
 
   private async ignoreFor(root: string): Promise<IgnoreList> {

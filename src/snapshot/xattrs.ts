@@ -87,3 +87,14 @@ export function parseXattrDump(text: string): Map<string, Xattr[]> {
   }
   return result;
 }
+
+/** `security.capability` of each path that has one, as hex: what file capabilities a snapshot compares. */
+export async function fileCapabilities(run: CommandRunner, paths: readonly string[]): Promise<Map<string, string>> {
+  const dump = await dumpXattrs(run, paths, '^security\\.capability$');
+  const capabilities = new Map<string, string>();
+  for (const [file, xattrs] of dump.byPath) {
+    const capability = xattrs.find((xattr) => xattr.name === 'security.capability');
+    if (capability !== undefined) capabilities.set(file, capability.value.toString('hex'));
+  }
+  return capabilities;
+}

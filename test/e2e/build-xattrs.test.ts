@@ -4,6 +4,7 @@
  * registry, read back with skopeo and umoci (never kiln), and run with podman as a non-root user
  * whom only the file capability lets read /etc/shadow.
  *
+ * A capability set on a file an earlier step made is seen too (walking modes compare it, as BuildKit does).
  * busybox has no setfattr, so the step runs the host's, with its libraries and dynamic loader, from
  * a context directory bound into the step (RUN --mount=type=bind).
  */
@@ -55,7 +56,11 @@ describe('RUN steps keep the extended attributes they set (busybox base, real re
         '    mkdir -p /opt/cap && cp /bin/busybox /opt/cap/cat && echo data > /opt/file && \\',
         `    ${setfattr} -n user.kiln -v ${binaryValue} /opt/file && \\`,
         `    ${setfattr} -n user.kiln.dir -v hello /opt && \\`,
-        `    ${setfattr} -n security.capability -v ${dacOverride} /opt/cap/cat`,
+        `    ${setfattr} -n security.capability -v ${dacOverride} /opt/cap/cat && \\`,
+        '    cp /bin/busybox /opt/cap/later',
+        // A capability alone on a file an earlier step made: no mtime, size or content changes.
+        'RUN --mount=type=bind,source=tools,target=/tools \\',
+        `    ${setfattr} -n security.capability -v ${dacOverride} /opt/cap/later`,
         '',
       ].join('\n'),
     );
@@ -96,6 +101,7 @@ describe('RUN steps keep the extended attributes they set (busybox base, real re
       expect(await xattr(path.join(rootfs, 'opt/file'), 'user.kiln')).toBe(binaryValue);
       expect(await xattr(path.join(rootfs, 'opt'), 'user.kiln.dir')).toBe(`0x${Buffer.from('hello').toString('hex')}`);
       expect(await xattr(path.join(rootfs, 'opt/cap/cat'), 'security.capability')).toBe(dacOverride);
+      expect(await xattr(path.join(rootfs, 'opt/cap/later'), 'security.capability')).toBe(dacOverride);
 
       // /etc/shadow is root's, mode 0640: nobody reads it with busybox's cat, and does with the copy holding the capability.
       const denied = await podman.run(reference, { user: '65534:65534', command: ['cat', '/etc/shadow'] });

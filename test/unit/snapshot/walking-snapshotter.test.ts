@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCommand } from '../../../src/rootfs/command-runner.js';
 import { SnapshotStateError, SnapshotWalkError } from '../../../src/snapshot/errors.js';
 import { WalkingSnapshotter } from '../../../src/snapshot/walking-snapshotter.js';
 import { base, expectedOf, mountInfoWithMountIn, runScenario, scenarios } from './scenarios.js';
@@ -101,5 +103,21 @@ describe('walking snapshotter protocol', () => {
     fs.utimesSync(`${root}/large`, fixtureMtime, fixtureMtime);
     expect(expectedOf((await snapshotter.diff()).changes)).toEqual(['upsert large']);
     await snapshotter.release();
+  });
+  it.each(['full', 'redo'] as const)('%s mode sees a file capability set alone (no mtime, size or content change); time mode does not', async (mode) => {
+    fs.writeFileSync(`${root}/tool`, 'binary');
+    fs.utimesSync(`${root}/tool`, fixtureMtime, fixtureMtime);
+    const setCapability = (): void => {
+      const result = spawnSync('setfattr', ['-n', 'security.capability', '-v', '0x0100000202000000000000000000000000000000', `${root}/tool`], { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`setfattr: ${result.stderr}`);
+    };
+    for (const [walking, expected] of [[mode, ['upsert tool']], ['time', []]] as const) {
+      spawnSync('setfattr', ['-x', 'security.capability', `${root}/tool`]);
+      const snapshotter = new WalkingSnapshotter(walking, { xattrRunner: runCommand });
+      await snapshotter.prepare(root);
+      setCapability();
+      expect(expectedOf((await snapshotter.diff()).changes)).toEqual(expected);
+      await snapshotter.release();
+    }
   });
 });
