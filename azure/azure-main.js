@@ -32967,7 +32967,7 @@ function retypedLayer(layer, mediaType) {
 // src/rootfs/command-runner.ts
 import { execFile } from "node:child_process";
 var runCommand = (command, args) => new Promise((resolve4, reject) => {
-  execFile(command, [...args], { encoding: "utf8" }, (error, stdout, stderr) => {
+  execFile(command, [...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
     if (error === null) {
       resolve4({ exitCode: 0, stdout, stderr });
       return;
@@ -34023,6 +34023,7 @@ async function defaultStepFiles(hostname, readHostFile = (path21) => readFile(pa
 }
 
 // src/sandbox/kiln-runtime.ts
+var runtimeTools = ["setpriv", "getfattr", "setfattr"];
 async function locateKilnRuntime(probe) {
   const named = probe.env.KILN_RUNTIME_DIR;
   const candidate = named !== void 0 && named !== "" ? path3.resolve(named) : path3.dirname(path3.dirname(probe.execPath));
@@ -34032,13 +34033,21 @@ async function locateKilnRuntime(probe) {
     return void 0;
   }
   const tools = /* @__PURE__ */ new Map();
-  for (const name of ["setpriv"]) tools.set(name, await probe.exists(path3.join(candidate, "bin", name)));
+  for (const name of runtimeTools) tools.set(name, await probe.exists(path3.join(candidate, "bin", name)));
   return {
     dir: candidate,
+    has: (name) => tools.get(name) === true,
     tool(name) {
       if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name} (util-linux); rebuild the executor image`);
       return [loader, "--library-path", path3.join(candidate, "lib"), path3.join(candidate, "bin", name)];
     }
+  };
+}
+function runThroughRuntime(runtime, run) {
+  return (command, args) => {
+    if (!runtime.has(command)) return run(command, args);
+    const [program2, ...prefix] = runtime.tool(command);
+    return run(program2, [...prefix, ...args]);
   };
 }
 
@@ -34231,6 +34240,12 @@ async function chooseIsolation(requested, force, probes) {
   }
   throw new IsolationError(
     `RUN steps need namespaces (${unavailable}), and in-place isolation is only for a dedicated job container. Run kiln as root on the host, or in a container (its executor image) where in-place isolation takes over.`
+  );
+}
+function assertInPlaceUser(uid) {
+  if (uid === void 0 || uid === 0) return;
+  throw new IsolationError(
+    `in-place isolation must run as root inside the job container (it runs as uid ${uid}): start the container as user 0 (Kubernetes: securityContext.runAsUser: 0; docker/podman: --user 0). It needs no extra capability.`
   );
 }
 var alwaysProtected = ["proc", "sys", "dev"];
@@ -40285,8 +40300,109 @@ import { chmod as chmod12, mkdir as mkdir19, rm as rm16, writeFile as writeFile7
 import { join as join10 } from "node:path";
 import { promisify } from "node:util";
 
+// src/snapshot/xattrs.ts
+var maxArgumentBytes = 96 * 1024;
+var concurrentProcesses = 4;
+async function dumpXattrs(run, paths, match) {
+  const batches = [];
+  let batch = [];
+  let batchBytes = 0;
+  for (const file of paths) {
+    const bytes = Buffer.byteLength(file) + 1;
+    if (batch.length > 0 && batchBytes + bytes > maxArgumentBytes) {
+      batches.push(batch);
+      batch = [];
+      batchBytes = 0;
+    }
+    batch.push(file);
+    batchBytes += bytes;
+  }
+  if (batch.length > 0) batches.push(batch);
+  const dump = { byPath: /* @__PURE__ */ new Map(), errors: [] };
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) {
+      const files = batches[next++];
+      const args = ["--absolute-names", "--no-dereference", "--dump", "--encoding=hex", `--match=${match}`, "--", ...files];
+      const result = await run("getfattr", args);
+      for (const [file, xattrs] of parseXattrDump(result.stdout)) dump.byPath.set(file, xattrs);
+      if (result.exitCode === 0) continue;
+      const complaints = result.stderr.split("\n").filter((line) => line.trim() !== "");
+      dump.errors.push(...complaints.length > 0 ? complaints : [`getfattr exited with code ${result.exitCode}`]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrentProcesses, batches.length) }, worker));
+  return dump;
+}
+function parseXattrDump(text) {
+  const result = /* @__PURE__ */ new Map();
+  let current;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("# file: ")) {
+      current = [];
+      result.set(decodeOctalEscapes(line.slice("# file: ".length)), current);
+      continue;
+    }
+    if (current === void 0 || line === "") continue;
+    const equals = line.indexOf("=");
+    const name = decodeOctalEscapes(equals === -1 ? line : line.slice(0, equals));
+    const encoded = equals === -1 ? "" : line.slice(equals + 1);
+    if (encoded !== "" && !/^0x([0-9a-fA-F]{2})*$/.test(encoded)) throw new Error(`getfattr printed a value that is not hex for ${name}: ${encoded.slice(0, 40)}`);
+    current.push({ name, value: Buffer.from(encoded.slice(2), "hex") });
+  }
+  return result;
+}
+async function fileCapabilities(run, paths) {
+  const dump = await dumpXattrs(run, paths, "^security\\.capability$");
+  const capabilities = /* @__PURE__ */ new Map();
+  for (const [file, xattrs] of dump.byPath) {
+    const capability = xattrs.find((xattr) => xattr.name === "security.capability");
+    if (capability !== void 0) capabilities.set(file, capability.value.toString("hex"));
+  }
+  return capabilities;
+}
+
+// src/layer/layer-xattrs.ts
+function carriedInLayer(name) {
+  if (name === "security.capability") return true;
+  return name.startsWith("user.") && !name.startsWith("user.overlay.");
+}
+var carriedPattern = "^(security\\.capability$|user\\.)";
+var GetfattrLayerXattrs = class {
+  constructor(run, warn2) {
+    this.run = run;
+    this.warn = warn2;
+  }
+  run;
+  warn;
+  missing = false;
+  async read(hostPaths) {
+    const carried = /* @__PURE__ */ new Map();
+    if (this.missing || hostPaths.length === 0) return carried;
+    let dump;
+    try {
+      dump = await dumpXattrs(this.run, hostPaths, carriedPattern);
+    } catch (error) {
+      const notInstalled = error.code === "ENOENT";
+      if (notInstalled) this.missing = true;
+      this.warn(
+        `cannot run getfattr (${error.message}): ${notInstalled ? "layers are" : "this layer is"} written without extended attributes, so files lose their capabilities (install Debian's "attr" package)`
+      );
+      return carried;
+    }
+    if (dump.errors.length > 0) {
+      this.warn(`getfattr could not read the extended attributes of ${dump.errors.length} path(s), written without them: ${dump.errors[0]}`);
+    }
+    for (const [file, xattrs] of dump.byPath) {
+      const kept = xattrs.filter((xattr) => carriedInLayer(xattr.name));
+      if (kept.length > 0) carried.set(file, kept);
+    }
+    return carried;
+  }
+};
+
 // src/layer/write-layer.ts
-var import_tar_stream3 = __toESM(require_tar_stream(), 1);
+var import_tar_stream4 = __toESM(require_tar_stream(), 1);
 import { randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream4, createWriteStream as createWriteStream2, lstatSync as lstatSync2, readFileSync, readlinkSync as readlinkSync2 } from "node:fs";
 import { rename as rename5, rm as rm8 } from "node:fs/promises";
@@ -41176,6 +41292,95 @@ function createCompressor(compression, level, env = {}) {
   }
 }
 
+// src/rootfs/tar-extract.ts
+var import_tar_stream3 = __toESM(require_tar_stream(), 1);
+var rawXattrMarker = "KILN.xattr.latin1";
+var schilyXattrPrefix = "SCHILY.xattr.";
+function rawXattrRecords(buf) {
+  const result = {};
+  let offset = 0;
+  while (offset < buf.length) {
+    const space = buf.indexOf(32, offset);
+    if (space === -1) break;
+    const length = Number.parseInt(buf.toString("ascii", offset, space), 10);
+    if (!Number.isInteger(length) || length <= 0 || offset + length > buf.length) break;
+    const record = buf.subarray(space + 1, offset + length - 1);
+    const equals = record.indexOf(61);
+    if (equals !== -1) {
+      const key = record.toString("utf8", 0, equals);
+      if (key.startsWith(schilyXattrPrefix)) result[key] = record.toString("latin1", equals + 1);
+    }
+    offset += length;
+  }
+  return result;
+}
+function createTarExtract() {
+  const extract = import_tar_stream3.default.extract();
+  const internals = extract;
+  const decode = internals._decodeLongHeader;
+  if (typeof decode !== "function") return extract;
+  internals._decodeLongHeader = function patched(buf) {
+    decode.call(this, buf);
+    if (this._header?.type !== "pax-header" || this._pax === null) return;
+    const raw = rawXattrRecords(buf);
+    if (Object.keys(raw).length === 0) return;
+    Object.assign(this._pax, raw, { [rawXattrMarker]: "1" });
+  };
+  return extract;
+}
+
+// src/layer/pax-header.ts
+var blockSize = 512;
+function paxRecord(key, value) {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, "utf8"), value, Buffer.from("\n")]);
+  let digits = 1;
+  while (String(body.length + digits).length !== digits) digits += 1;
+  return Buffer.concat([Buffer.from(String(body.length + digits), "ascii"), body]);
+}
+function fitsUstar(value) {
+  return value.length <= 100 && /^[\x01-\x7f]*$/.test(value);
+}
+var placeholder = "PaxHeader";
+function paxEntryWithXattrs(name, linkname, xattrs) {
+  const records = [];
+  let ustarName = name;
+  let ustarLink = linkname;
+  if (!fitsUstar(name)) {
+    records.push(paxRecord("path", Buffer.from(name, "utf8")));
+    ustarName = name.endsWith("/") ? `${placeholder}/` : placeholder;
+  }
+  if (linkname !== void 0 && !fitsUstar(linkname)) {
+    records.push(paxRecord("linkpath", Buffer.from(linkname, "utf8")));
+    ustarLink = placeholder;
+  }
+  const sorted = [...xattrs].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  for (const xattr of sorted) records.push(paxRecord(`${schilyXattrPrefix}${xattr.name}`, xattr.value));
+  const data = Buffer.concat(records);
+  const padding = (blockSize - data.length % blockSize) % blockSize;
+  return { extendedHeader: Buffer.concat([extendedHeaderBlock(data.length), data, Buffer.alloc(padding)]), name: ustarName, linkname: ustarLink };
+}
+function octal(value, width) {
+  return `${value.toString(8).padStart(width - 1, "0")}\0`;
+}
+function extendedHeaderBlock(size) {
+  const block = Buffer.alloc(blockSize);
+  block.write(placeholder, 0, "ascii");
+  block.write(octal(0, 8), 100, "ascii");
+  block.write(octal(0, 8), 108, "ascii");
+  block.write(octal(0, 8), 116, "ascii");
+  block.write(octal(size, 12), 124, "ascii");
+  block.write(octal(0, 12), 136, "ascii");
+  block.write("x", 156, "ascii");
+  block.write("ustar\x0000", 257, "ascii");
+  block.write(octal(0, 8), 329, "ascii");
+  block.write(octal(0, 8), 337, "ascii");
+  block.fill(32, 148, 156);
+  let sum = 0;
+  for (const byte of block) sum += byte;
+  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "ascii");
+  return block;
+}
+
 // src/layer/write-layer.ts
 var LayerWriteError = class extends Error {
   constructor(root, entry, reason, options) {
@@ -41216,11 +41421,18 @@ var TarWriter = class {
   inodes = /* @__PURE__ */ new Map();
   written = /* @__PURE__ */ new Set();
   clamp;
+  /** Host path → the extended attributes its entry carries, read for the whole change set at once. */
+  xattrs = /* @__PURE__ */ new Map();
   mtime(seconds) {
     const clamped = this.clamp !== void 0 && seconds > this.clamp ? this.clamp : seconds;
     return new Date(clamped * 1e3);
   }
-  async entry(header2, body = emptyBody) {
+  async entry(header2, body = emptyBody, xattrs) {
+    if (xattrs !== void 0 && xattrs.length > 0) {
+      const pax = paxEntryWithXattrs(header2.name, header2.linkname, xattrs);
+      this.pack.push(pax.extendedHeader);
+      header2 = { ...header2, name: pax.name, ...pax.linkname === void 0 ? {} : { linkname: pax.linkname } };
+    }
     if (Buffer.isBuffer(body)) {
       await new Promise((resolve4, reject) => {
         this.pack.entry(header2, body, (error) => error ? reject(error) : resolve4());
@@ -41235,11 +41447,20 @@ var TarWriter = class {
     await this.entry({ name, type: "file", size: 0, mode: 0, uid: 0, gid: 0, uname: "", gname: "", mtime: /* @__PURE__ */ new Date(0) });
   }
   async write() {
-    for (const change of this.changeSet.changes) {
+    const entries = this.changeSet.changes.map((change) => {
       const name = change.path.replace(/^\/+/, "").replace(/\/+$/, "");
       if (name === "" || name.split("/").some((c) => c === ".." || c === ".")) {
         throw new LayerWriteError(this.changeSet.root, change.path, "not a clean path relative to the root");
       }
+      return { change, name, host: "" };
+    });
+    for (const entry of entries) {
+      if (entry.change.kind !== "delete") entry.host = (await this.resolver.resolveEntry(entry.name)).host;
+    }
+    if (this.options.xattrs !== void 0) {
+      this.xattrs = await this.options.xattrs.read(entries.filter((entry) => entry.change.kind !== "delete").map((entry) => entry.host));
+    }
+    for (const { change, name, host: host2 } of entries) {
       const parent = path10.posix.dirname(name);
       const prefix = parent === "." ? "" : `${parent}/`;
       switch (change.kind) {
@@ -41247,17 +41468,16 @@ var TarWriter = class {
           await this.marker(`${prefix}.wh.${path10.posix.basename(name)}`);
           break;
         case "opaque":
-          if (!this.written.has(name)) await this.upsert(name);
+          if (!this.written.has(name)) await this.upsert(name, host2);
           await this.marker(`${name}/.wh..wh..opq`);
           break;
         case "upsert":
-          if (!this.written.has(name)) await this.upsert(name);
+          if (!this.written.has(name)) await this.upsert(name, host2);
           break;
       }
     }
   }
-  async upsert(name) {
-    const { host: host2 } = await this.resolver.resolveEntry(name);
+  async upsert(name, host2) {
     let stat8;
     try {
       stat8 = lstatSync2(host2, { bigint: true });
@@ -41274,10 +41494,11 @@ var TarWriter = class {
       gname: "",
       mtime: this.mtime(Number(stat8.mtimeMs / 1000n))
     };
+    const xattrs = this.xattrs.get(host2);
     if (stat8.isDirectory()) {
-      await this.entry({ ...common, name: `${name}/`, type: "directory", size: 0 });
+      await this.entry({ ...common, name: `${name}/`, type: "directory", size: 0 }, emptyBody, xattrs);
     } else if (stat8.isSymbolicLink()) {
-      await this.entry({ ...common, name, type: "symlink", size: 0, linkname: readlinkSync2(host2) });
+      await this.entry({ ...common, name, type: "symlink", size: 0, linkname: readlinkSync2(host2) }, emptyBody, xattrs);
     } else if (stat8.isFile()) {
       if (stat8.nlink > 1n) {
         const key = `${stat8.dev}:${stat8.ino}`;
@@ -41289,9 +41510,9 @@ var TarWriter = class {
         this.inodes.set(key, name);
       }
       if (stat8.size <= BigInt(smallFileBytes)) {
-        await this.entry({ ...common, name, type: "file", size: Number(stat8.size) }, readFileSync(host2));
+        await this.entry({ ...common, name, type: "file", size: Number(stat8.size) }, readFileSync(host2), xattrs);
       } else {
-        await this.entry({ ...common, name, type: "file", size: Number(stat8.size) }, createReadStream4(host2, { highWaterMark: 1024 * 1024 }));
+        await this.entry({ ...common, name, type: "file", size: Number(stat8.size) }, createReadStream4(host2, { highWaterMark: 1024 * 1024 }), xattrs);
       }
     } else if (stat8.isCharacterDevice() || stat8.isBlockDevice()) {
       const type = stat8.isCharacterDevice() ? "character-device" : "block-device";
@@ -41305,7 +41526,7 @@ var TarWriter = class {
 };
 async function writeLayer(changeSet, options) {
   if (changeSet.changes.length === 0) return null;
-  const pack = import_tar_stream3.default.pack();
+  const pack = import_tar_stream4.default.pack();
   const tarDigest = new DigestingStream();
   const blobDigest = new DigestingStream();
   const compressor = createCompressor(options.compression, options.level, options.compressionEnv);
@@ -41348,44 +41569,6 @@ import { closeSync, fchmodSync, fchownSync, constants as fsConstants2, futimesSy
 import { chmod as chmod5, link as link4, lchown as lchown2, lutimes as lutimes3, mkdir as mkdir11, open as open3, readdir as readdir2, rm as rm9, symlink as symlink4 } from "node:fs/promises";
 import path11 from "node:path";
 import { pipeline as pipeline7 } from "node:stream/promises";
-
-// src/rootfs/tar-extract.ts
-var import_tar_stream4 = __toESM(require_tar_stream(), 1);
-var rawXattrMarker = "KILN.xattr.latin1";
-function rawXattrRecords(buf) {
-  const result = {};
-  let offset = 0;
-  while (offset < buf.length) {
-    const space = buf.indexOf(32, offset);
-    if (space === -1) break;
-    const length = Number.parseInt(buf.toString("ascii", offset, space), 10);
-    if (!Number.isInteger(length) || length <= 0 || offset + length > buf.length) break;
-    const record = buf.subarray(space + 1, offset + length - 1);
-    const equals = record.indexOf(61);
-    if (equals !== -1) {
-      const key = record.toString("utf8", 0, equals);
-      if (key.startsWith("SCHILY.xattr.")) result[key] = record.toString("latin1", equals + 1);
-    }
-    offset += length;
-  }
-  return result;
-}
-function createTarExtract() {
-  const extract = import_tar_stream4.default.extract();
-  const internals = extract;
-  const decode = internals._decodeLongHeader;
-  if (typeof decode !== "function") return extract;
-  internals._decodeLongHeader = function patched(buf) {
-    decode.call(this, buf);
-    if (this._header?.type !== "pax-header" || this._pax === null) return;
-    const raw = rawXattrRecords(buf);
-    if (Object.keys(raw).length === 0) return;
-    Object.assign(this._pax, raw, { [rawXattrMarker]: "1" });
-  };
-  return extract;
-}
-
-// src/rootfs/unpack.ts
 var LayerEntryError = class extends Error {
   constructor(layer, entry, reason, options) {
     super(`layer ${layer}: entry ${JSON.stringify(entry)}: ${reason}`, options);
@@ -41421,8 +41604,8 @@ function entryXattrs(header2) {
   const pax = header2.pax ?? {};
   const exact = pax[rawXattrMarker] !== void 0;
   for (const [key, raw] of Object.entries(pax)) {
-    if (key.startsWith("SCHILY.xattr.")) {
-      const name = key.slice("SCHILY.xattr.".length);
+    if (key.startsWith(schilyXattrPrefix)) {
+      const name = key.slice(schilyXattrPrefix.length);
       if (exact) {
         result.push({ name, value: Buffer.from(raw, "latin1") });
         continue;
@@ -42120,48 +42303,22 @@ import path12 from "node:path";
 
 // src/snapshot/opaque-dirs.ts
 var opaqueXattr = "trusted.overlay.opaque";
-var maxArgumentBytes = 96 * 1024;
 async function findOpaqueDirs(run, absoluteDirs) {
+  let dump;
+  try {
+    dump = await dumpXattrs(run, absoluteDirs, `^${opaqueXattr.replaceAll(".", "\\.")}$`);
+  } catch (error) {
+    throw new OverlayError(
+      `cannot run getfattr to find opaque directories (install Debian's "attr" package): ${error instanceof Error ? error.message : String(error)}`,
+      "getfattr"
+    );
+  }
+  if (dump.errors.length > 0) throw new OverlayError("getfattr failed on the overlay upper directory", "getfattr", dump.errors.join("\n"));
   const opaque = /* @__PURE__ */ new Set();
-  let batch = [];
-  let batchBytes = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const args = ["--absolute-names", "--no-dereference", "--dump", `--match=^${opaqueXattr.replaceAll(".", "\\.")}$`, "--", ...batch];
-    let result;
-    try {
-      result = await run("getfattr", args);
-    } catch (error) {
-      throw new OverlayError(
-        `cannot run getfattr to find opaque directories (install Debian's "attr" package): ${error instanceof Error ? error.message : String(error)}`,
-        "getfattr"
-      );
-    }
-    if (result.exitCode !== 0) throw new OverlayError("getfattr failed on the overlay upper directory", "getfattr", result.stderr);
-    for (const dir of parseOpaqueDump(result.stdout)) opaque.add(dir);
-    batch = [];
-    batchBytes = 0;
-  };
-  for (const dir of absoluteDirs) {
-    const bytes = Buffer.byteLength(dir) + 1;
-    if (batchBytes + bytes > maxArgumentBytes) await flush();
-    batch.push(dir);
-    batchBytes += bytes;
+  for (const [dir, xattrs] of dump.byPath) {
+    if (xattrs.some((xattr) => xattr.name === opaqueXattr && xattr.value.toString("latin1") === "y")) opaque.add(dir);
   }
-  await flush();
   return opaque;
-}
-function parseOpaqueDump(text) {
-  const found = [];
-  let file;
-  for (const line of text.split("\n")) {
-    if (line.startsWith("# file: ")) {
-      file = decodeOctalEscapes(line.slice("# file: ".length));
-    } else if (file !== void 0 && line === `${opaqueXattr}="y"`) {
-      found.push(file);
-    }
-  }
-  return found;
 }
 
 // src/snapshot/snapshotter.ts
@@ -42387,11 +42544,17 @@ var OverlaySnapshotter = class {
         await this.moveInto(`${s.upper}/${entry.path}`, target);
       }
     }
+    const dirXattrs = await dumpXattrs(this.options.run, dirs.map((rel) => `${s.upper}/${rel}`), ".");
     for (const rel of dirs.reverse()) {
       const stats = fs3.lstatSync(`${s.upper}/${rel}`, { bigint: true });
       const target = `${s.root}/${rel}`;
       fs3.lchownSync(target, Number(stats.uid), Number(stats.gid));
       fs3.chmodSync(target, Number(stats.mode & 0o7777n));
+      for (const xattr of dirXattrs.byPath.get(`${s.upper}/${rel}`) ?? []) {
+        if (overlayOwnXattr.test(xattr.name)) continue;
+        const result = await this.options.run("setfattr", ["-h", "-n", xattr.name, "-v", `0x${xattr.value.toString("hex")}`, target]);
+        if (result.exitCode !== 0) throw new OverlayError(`cannot keep ${xattr.name} of ${target}`, "setfattr", result.stderr);
+      }
       fs3.utimesSync(target, nsToSeconds(stats.atimeNs), nsToSeconds(stats.mtimeNs));
     }
     await rm11(s.upper, { recursive: true, force: true });
@@ -42412,6 +42575,7 @@ var OverlaySnapshotter = class {
   }
 };
 var overlayFeatureOptions = "redirect_dir=off,metacopy=off,index=off";
+var overlayOwnXattr = /^(trusted|user)\.overlay\./;
 function nsToSeconds(ns) {
   return Number(ns / 1000n) / 1e6;
 }
@@ -42446,6 +42610,7 @@ import { realpath as realpath4 } from "node:fs/promises";
 function stateChanged(mode, before, after) {
   if (before.mtimeNs !== after.mtimeNs) return true;
   if (mode === "time") return false;
+  if (before.capability !== after.capability) return true;
   if (before.mode !== after.mode || before.uid !== after.uid || before.gid !== after.gid) return true;
   if (before.size !== after.size || before.rdev !== after.rdev) return true;
   if (mode === "redo") {
@@ -42599,6 +42764,7 @@ var WalkingSnapshotter = class {
   mode;
   options;
   tracking;
+  capabilitiesUnreadable = false;
   async prepare(root) {
     if (this.tracking !== void 0) throw new SnapshotStateError("prepare", "twice without release()");
     const realRoot = await realpath4(root);
@@ -42626,7 +42792,27 @@ var WalkingSnapshotter = class {
   async walk(root, ignore, previous) {
     const tree = await walkTree(root, ignore, this.options.clockNs ?? wallClockNs);
     if (this.mode === "full") await fillContent(tree, previous);
+    if (this.mode !== "time") await this.fillCapabilities(tree);
     return tree;
+  }
+  /** Records each regular file's security.capability; once getfattr has failed to start, no more. */
+  async fillCapabilities(tree) {
+    const run = this.options.xattrRunner;
+    if (run === void 0 || this.capabilitiesUnreadable) return;
+    const files = [...tree.entries].filter(([, state]) => state.type === "file").map(([relative2]) => `${tree.root}/${relative2}`);
+    let capabilities;
+    try {
+      capabilities = await fileCapabilities(run, files);
+    } catch (error) {
+      this.capabilitiesUnreadable = true;
+      this.options.logger?.info(`file capabilities are not compared (getfattr: ${error.message}): a setcap alone goes unseen`);
+      return;
+    }
+    const prefix = `${tree.root}/`;
+    for (const [file, capability] of capabilities) {
+      const state = tree.entries.get(file.slice(prefix.length));
+      if (state !== void 0) state.capability = capability;
+    }
   }
   async ignoreFor(root) {
     const mountInfo = await (this.options.readMountInfo ?? readProcMountInfo)();
@@ -43678,6 +43864,9 @@ var BuildStepError = class extends Error {
     this.name = "BuildStepError";
   }
 };
+function toolRunner(session) {
+  return session.inPlace === void 0 ? runCommand : runThroughRuntime(session.inPlace.runtime, runCommand);
+}
 function platformOf(plan, stagePlatform) {
   const [os2 = "linux", architecture = "amd64", variant] = (stagePlatform ?? plan.platform).split("/");
   return variant === void 0 ? { os: os2, architecture } : { os: os2, architecture, variant };
@@ -43717,10 +43906,10 @@ async function prepareBase(session, index) {
   const warn2 = (line) => session.progress.info(`  warning: ${line}`);
   const protect = root === session.inPlace?.root ? { protect: session.inPlace.protect } : {};
   if (copyOnlyStage(session, index) && onbuild.length === 0) {
-    await unpackImage(root, image, { warn: warn2, keepContent: isUserDatabase });
+    await unpackImage(root, image, { warn: warn2, keepContent: isUserDatabase, runner: toolRunner(session) });
     done(`laid out ${image.layers.length} layer(s), ${size}, without file contents (COPY-only stage)`);
   } else {
-    await unpackImage(root, image, { warn: warn2, ...protect });
+    await unpackImage(root, image, { warn: warn2, runner: toolRunner(session), ...protect });
     done(`unpacked ${image.layers.length} layer(s), ${size}${root === session.inPlace?.root ? ` over ${root} (in-place)` : ""}`);
   }
   return { root, config: image.config, layers: [...image.layers], history: [...image.config.history ?? []], sources: [reference] };
@@ -43878,13 +44067,15 @@ var StageBuilder = class {
   }
   writeStepLayer(set) {
     const options = this.session.options;
+    this.session.layerXattrs ??= new GetfattrLayerXattrs(toolRunner(this.session), (line) => this.session.progress.info(`  warning: ${line}`));
     return writeLayer(set, {
       compression: options.compression,
       ...options.compressionLevel === void 0 ? {} : { level: options.compressionLevel },
       reproducible: options.reproducible,
       ...this.session.sourceDateEpoch === void 0 ? {} : { sourceDateEpoch: this.session.sourceDateEpoch },
       outputDir: this.session.workspace.blobs,
-      format: options.imageFormat
+      format: options.imageFormat,
+      xattrs: this.session.layerXattrs
     });
   }
   async ensureSnapshotter() {
@@ -43899,6 +44090,7 @@ var StageBuilder = class {
       kilnDir: this.session.workspace.dir,
       ignorePaths: this.root === this.session.inPlace?.root ? [...options.ignorePaths, ...this.session.inPlace.protect.list().map((p) => `/${p}`)] : options.ignorePaths,
       ignoreVarRun: options.ignoreVarRun,
+      xattrRunner: toolRunner(this.session),
       logger: { info: (line) => this.session.progress.info(`  ${line}`) }
     });
     this.workRoot = await this.snapshotter.prepare(this.root);
@@ -44101,7 +44293,7 @@ var StageBuilder = class {
     await mkdir19(root, { recursive: true });
     const platform = platformOf(plan, void 0);
     const image = await withRegistry(this.session.registry, reference, "pull", ({ client, repository }) => pullImage(client, repository, reference.identifier, { platform }));
-    await unpackImage(root, image);
+    await unpackImage(root, image, { runner: toolRunner(this.session) });
     cache.set(key, root);
     return root;
   }
@@ -44241,6 +44433,7 @@ function machineIsolationProbes(env) {
   };
 }
 async function prepareInPlaceRoot(options, contextRoot, deps) {
+  assertInPlaceUser(process.getuid?.());
   const runtime = await locateKilnRuntime({ env: deps.env, execPath: process.execPath, exists });
   if (runtime === void 0) {
     throw new IsolationError(
@@ -45238,7 +45431,7 @@ function literalNoOption(flags, description, parse) {
   return option;
 }
 function addBuildFlags(command) {
-  command.option("-c, --context <path|url>", "build context: a directory, dir://, tar://file, tar://stdin, -, https://\u2026, git://\u2026", "/workspace/").option("--context-sub-path <path>", "sub-directory of the context to build from").option("--git <options>", "git context options: branch=\u2026,single-branch=\u2026,recurse-submodules=\u2026,insecure-skip-tls=\u2026", collect).option("-f, --dockerfile <path>", "path to the Dockerfile (relative to the context), or - for standard input", "Dockerfile").option("-d, --destination <ref>", "image reference to push to (repeatable)", collect).addOption(literalNoOption("--no-push [bool]", "build without pushing (env KANIKO_NO_PUSH)", parseBoolean("no-push"))).addOption(literalNoOption("--no-push-cache [bool]", "do not push cache layers", parseBoolean("no-push-cache"))).option("--tar-path <file>", "also write the image as a docker-archive tarball").option("--oci-layout-path <dir>", "also write the image into an OCI image-layout directory").option("--digest-file <file>", "write the image digest to this file").option("--image-name-with-digest-file <file>", "write REPO@DIGEST lines to this file").option("--image-name-tag-with-digest-file <file>", "write REPO:TAG@DIGEST lines to this file").option("--push-ignore-immutable-tag-errors [bool]", "treat a refused overwrite of an immutable tag as success", parseBoolean("push-ignore-immutable-tag-errors")).option("--skip-push-permission-check [bool]", "do not probe push permissions before building", parseBoolean("skip-push-permission-check")).addOption(new Option("--image-format <format>", "manifest and config media types").choices(imageFormats).argParser(oneOf("image-format", imageFormats))).option("--annotation <k=v>", "manifest annotation (repeatable)", collect).addOption(new Option("--snapshot-mode <mode>", "how changes are found after each step").choices(snapshotModes).argParser(oneOf("snapshot-mode", snapshotModes))).option("--single-snapshot [bool]", "take one snapshot at the end of the build", parseBoolean("single-snapshot")).option("--use-new-run [bool]", "kaniko's experimental RUN snapshotting (accepted; kiln's RUN snapshots are always per step)", parseBoolean("use-new-run")).option("--ignore-path <path>", "path to leave out of snapshots (repeatable)", collect).option("--ignore-var-run [bool]", "leave /var/run out of snapshots (default true)", parseBoolean("ignore-var-run")).option("--force-build-metadata [bool]", "always write build metadata into the image", parseBoolean("force-build-metadata")).option("--kaniko-dir <dir>", "kiln's own work directory (env KANIKO_DIR)").option("--cache [bool]", "use the layer cache", parseBoolean("cache")).option("--cache-repo <repo>", "repository for cached layers (oci:DIR for a layout)").option("--cache-dir <dir>", "local directory of cached base images").option("--cache-ttl <duration>", "cache lifetime (default 336h)", parseDurationSeconds("cache-ttl")).option("--cache-copy-layers [bool]", "cache COPY layers", parseBoolean("cache-copy-layers")).option("--cache-run-layers [bool]", "cache RUN layers (default true)", parseBoolean("cache-run-layers")).option("--compressed-caching [bool]", "compress cached layers (default true)", parseBoolean("compressed-caching")).option("--build-arg <K=V>", "build argument; a bare K takes its value from the environment (repeatable)", collect).option("--target <stage>", "stage to build").option("--label <k=v>", "image label (repeatable)", collect).option("--custom-platform <os/arch[/variant]>", "platform of the image to build").option("--reproducible [bool]", "strip timestamps so the same inputs give the same digest", parseBoolean("reproducible")).option("--skip-unused-stages [bool]", "build only the stages the target needs", parseBoolean("skip-unused-stages")).addOption(new Option("--compression <algorithm>", "layer compression").choices(compressions).argParser(oneOf("compression", compressions))).option("--compression-level <n>", "compression level", nonNegativeInteger("compression-level")).option("--cleanup [bool]", "empty the filesystem after the build (in-place isolation)", parseBoolean("cleanup")).option("--secret <id=\u2026,src=\u2026|env=\u2026>", "secret for RUN --mount=type=secret (repeatable)", collect).option("--dry-run [bool]", "print the resolved build plan; contact no registry, run nothing", parseBoolean("dry-run")).addOption(new Option("--dryrun [bool]", "alias of --dry-run").argParser(parseBoolean("dryrun")).hideHelp()).option("--cap-add <cap>", "capability to grant RUN steps (repeatable)", collect).option("--cap-drop <cap>", "capability to take from RUN steps (repeatable)", collect).option("--allow <entitlement>", "entitlement such as security.insecure (repeatable)", collect).addOption(new Option("--isolation <mode>", "how RUN steps are isolated").choices(isolations).argParser(oneOf("isolation", isolations))).addOption(new Option("-v, --verbosity <level>", "log level").choices(verbosities).argParser(oneOf("verbosity", verbosities))).addOption(new Option("--log-format <format>", "log format").choices(logFormats).argParser(oneOf("log-format", logFormats))).option("--log-timestamp [bool]", "prefix log lines with a timestamp", parseBoolean("log-timestamp")).option("--force [bool]", "accepted for kaniko compatibility: kiln runs outside a container without it", parseBoolean("force"));
+  command.option("-c, --context <path|url>", "build context: a directory, dir://, tar://file, tar://stdin, -, https://\u2026, git://\u2026", "/workspace/").option("--context-sub-path <path>", "sub-directory of the context to build from").option("--git <options>", "git context options: branch=\u2026,single-branch=\u2026,recurse-submodules=\u2026,insecure-skip-tls=\u2026", collect).option("-f, --dockerfile <path>", "path to the Dockerfile (relative to the context), or - for standard input", "Dockerfile").option("-d, --destination <ref>", "image reference to push to (repeatable)", collect).addOption(literalNoOption("--no-push [bool]", "build without pushing (env KANIKO_NO_PUSH)", parseBoolean("no-push"))).addOption(literalNoOption("--no-push-cache [bool]", "do not push cache layers", parseBoolean("no-push-cache"))).option("--tar-path <file>", "also write the image as a docker-archive tarball").option("--oci-layout-path <dir>", "also write the image into an OCI image-layout directory").option("--digest-file <file>", "write the image digest to this file").option("--image-name-with-digest-file <file>", "write REPO@DIGEST lines to this file").option("--image-name-tag-with-digest-file <file>", "write REPO:TAG@DIGEST lines to this file").option("--push-ignore-immutable-tag-errors [bool]", "treat a refused overwrite of an immutable tag as success", parseBoolean("push-ignore-immutable-tag-errors")).option("--skip-push-permission-check [bool]", "do not probe push permissions before building", parseBoolean("skip-push-permission-check")).addOption(new Option("--image-format <format>", "manifest and config media types").choices(imageFormats).argParser(oneOf("image-format", imageFormats))).option("--annotation <k=v>", "manifest annotation (repeatable)", collect).addOption(new Option("--snapshot-mode <mode>", "how changes are found after each step").choices(snapshotModes).argParser(oneOf("snapshot-mode", snapshotModes))).option("--single-snapshot [bool]", "take one snapshot at the end of the build", parseBoolean("single-snapshot")).option("--use-new-run [bool]", "kaniko's experimental RUN snapshotting (accepted; kiln's RUN snapshots are always per step)", parseBoolean("use-new-run")).option("--ignore-path <path>", "path to leave out of snapshots (repeatable)", collect).option("--ignore-var-run [bool]", "leave /var/run out of snapshots (default true)", parseBoolean("ignore-var-run")).option("--force-build-metadata [bool]", "always write build metadata into the image", parseBoolean("force-build-metadata")).option("--kaniko-dir <dir>", "kiln's own work directory (env KANIKO_DIR)").option("--cache [bool]", "use the layer cache", parseBoolean("cache")).option("--cache-repo <repo>", "repository for cached layers (oci:DIR for a layout)").option("--cache-dir <dir>", "local directory of cached base images").option("--cache-ttl <duration>", "cache lifetime (default 336h)", parseDurationSeconds("cache-ttl")).option("--cache-copy-layers [bool]", "cache COPY layers", parseBoolean("cache-copy-layers")).option("--cache-run-layers [bool]", "cache RUN layers (default true)", parseBoolean("cache-run-layers")).option("--compressed-caching [bool]", "compress cached layers (default true)", parseBoolean("compressed-caching")).option("--build-arg <K=V>", "build argument; a bare K takes its value from the environment (repeatable)", collect).option("--target <stage>", "stage to build").option("--label <k=v>", "image label (repeatable)", collect).option("--custom-platform <os/arch[/variant]>", "platform of the image to build").option("--reproducible [bool]", "strip timestamps so the same inputs give the same digest", parseBoolean("reproducible")).option("--skip-unused-stages [bool]", "build only the stages the target needs", parseBoolean("skip-unused-stages")).addOption(new Option("--compression <algorithm>", "layer compression").choices(compressions).argParser(oneOf("compression", compressions))).option("--compression-level <n>", "compression level", nonNegativeInteger("compression-level")).option("--cleanup [bool]", "empty the filesystem after the build (in-place isolation)", parseBoolean("cleanup")).option("--secret <id=\u2026,src=\u2026|env=\u2026>", "secret for RUN --mount=type=secret (repeatable)", collect).option("--dry-run [bool]", "print the resolved build plan; contact no registry, run nothing", parseBoolean("dry-run")).addOption(new Option("--dryrun [bool]", "alias of --dry-run").argParser(parseBoolean("dryrun")).hideHelp()).option("--cap-add <cap>", "capability to grant RUN steps (repeatable)", collect).option("--cap-drop <cap>", "capability to take from RUN steps (repeatable)", collect).option("--allow <entitlement>", "entitlement such as security.insecure (repeatable)", collect).addOption(new Option("--isolation <mode>", "how RUN steps are isolated: chroot (namespaces), in-place (the job container's own root, kaniko's model) or auto (chroot where namespaces work, else in-place in a container)").choices(isolations).argParser(oneOf("isolation", isolations))).addOption(new Option("-v, --verbosity <level>", "log level").choices(verbosities).argParser(oneOf("verbosity", verbosities))).addOption(new Option("--log-format <format>", "log format").choices(logFormats).argParser(oneOf("log-format", logFormats))).option("--log-timestamp [bool]", "prefix log lines with a timestamp", parseBoolean("log-timestamp")).option("--force [bool]", "allow --isolation in-place outside a container (it replaces the filesystem kiln runs on)", parseBoolean("force"));
   return addRegistryFlags(command);
 }
 function parseSecret(entry) {
