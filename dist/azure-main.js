@@ -42792,14 +42792,28 @@ var WalkingSnapshotter = class {
   async walk(root, ignore, previous) {
     const tree = await walkTree(root, ignore, this.options.clockNs ?? wallClockNs);
     if (this.mode === "full") await fillContent(tree, previous);
-    if (this.mode !== "time") await this.fillCapabilities(tree);
+    if (this.mode !== "time") await this.fillCapabilities(tree, previous);
     return tree;
   }
-  /** Records each regular file's security.capability; once getfattr has failed to start, no more. */
-  async fillCapabilities(tree) {
+  /**
+   * Records each regular file's security.capability; once getfattr has failed to start, no more.
+   * Setting or removing one changes the file's ctime, so a file whose ctime the previous walk saw
+   * keeps the capability read then: only new and touched files are read again.
+   */
+  async fillCapabilities(tree, previous) {
     const run = this.options.xattrRunner;
     if (run === void 0 || this.capabilitiesUnreadable) return;
-    const files = [...tree.entries].filter(([, state]) => state.type === "file").map(([relative2]) => `${tree.root}/${relative2}`);
+    const files = [];
+    for (const [relative2, state] of tree.entries) {
+      if (state.type !== "file") continue;
+      const before = previous?.entries.get(relative2);
+      if (before !== void 0 && before.type === "file" && before.ctimeNs === state.ctimeNs && before.ino === state.ino) {
+        if (before.capability !== void 0) state.capability = before.capability;
+        continue;
+      }
+      files.push(`${tree.root}/${relative2}`);
+    }
+    if (files.length === 0) return;
     let capabilities;
     try {
       capabilities = await fileCapabilities(run, files);

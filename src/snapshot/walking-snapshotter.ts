@@ -66,15 +66,29 @@ export class WalkingSnapshotter implements Snapshotter {
   private async walk(root: string, ignore: IgnoreList, previous: TreeState | undefined): Promise<TreeState> {
     const tree = await walkTree(root, ignore, this.options.clockNs ?? wallClockNs);
     if (this.mode === 'full') await fillContent(tree, previous);
-    if (this.mode !== 'time') await this.fillCapabilities(tree);
+    if (this.mode !== 'time') await this.fillCapabilities(tree, previous);
     return tree;
   }
 
-  /** Records each regular file's security.capability; once getfattr has failed to start, no more. */
-  private async fillCapabilities(tree: TreeState): Promise<void> {
+  /**
+   * Records each regular file's security.capability; once getfattr has failed to start, no more.
+   * Setting or removing one changes the file's ctime, so a file whose ctime the previous walk saw
+   * keeps the capability read then: only new and touched files are read again.
+   */
+  private async fillCapabilities(tree: TreeState, previous: TreeState | undefined): Promise<void> {
     const run = this.options.xattrRunner;
     if (run === undefined || this.capabilitiesUnreadable) return;
-    const files = [...tree.entries].filter(([, state]) => state.type === 'file').map(([relative]) => `${tree.root}/${relative}`);
+    const files: string[] = [];
+    for (const [relative, state] of tree.entries) {
+      if (state.type !== 'file') continue;
+      const before = previous?.entries.get(relative);
+      if (before !== undefined && before.type === 'file' && before.ctimeNs === state.ctimeNs && before.ino === state.ino) {
+        if (before.capability !== undefined) state.capability = before.capability;
+        continue;
+      }
+      files.push(`${tree.root}/${relative}`);
+    }
+    if (files.length === 0) return;
     let capabilities: Map<string, string>;
     try {
       capabilities = await fileCapabilities(run, files);
