@@ -43643,11 +43643,12 @@ function ownerOf(ctx, tree, stat7) {
 function permissionsOf(ctx, stat7) {
   return ctx.mode === void 0 ? stat7.mode & 4095 : ctx.mode(stat7.mode, stat7.isDirectory());
 }
-async function applyMetadata(ctx, tree, stat7, host2) {
+async function applyMetadata(ctx, tree, stat7, host2, source) {
   const owner = ownerOf(ctx, tree, stat7);
   await lchown4(host2, owner.uid, owner.gid);
   if (!stat7.isSymbolicLink()) await chmod9(host2, permissionsOf(ctx, stat7));
   await lutimes6(host2, stat7.atimeMs / 1e3, stat7.mtimeMs / 1e3);
+  if (stat7.isFile() || stat7.isDirectory()) ctx.xattrCopies?.push({ source, target: host2 });
 }
 async function replaceableTarget(ctx, host2, target) {
   const existing = await lstatOrUndefined(host2);
@@ -43727,7 +43728,7 @@ async function writeNonDirectory(ctx, tree, source, stat7, host2, target) {
   if (stat7.isFile()) await copyFile3(sourceHost(tree, source), host2);
   else if (stat7.isSymbolicLink()) await symlink6(await readlink4(sourceHost(tree, source)), host2);
   else await makeSpecialFile(ctx, stat7, host2, target);
-  await applyMetadata(ctx, tree, stat7, host2);
+  await applyMetadata(ctx, tree, stat7, host2, sourceHost(tree, source));
 }
 async function copyDirectory(ctx, entry, host2, excluded) {
   const { tree, source, stat: stat7, target } = entry;
@@ -43762,7 +43763,7 @@ async function copyDirectory(ctx, entry, host2, excluded) {
   } finally {
     await settle(pending);
   }
-  if ((created || entry.overwriteMetadata) && !(excluded && !created)) await applyMetadata(ctx, tree, stat7, host2);
+  if ((created || entry.overwriteMetadata) && !(excluded && !created)) await applyMetadata(ctx, tree, stat7, host2, sourceHost(tree, source));
 }
 async function makeSpecialFile(ctx, stat7, host2, target) {
   let args;
@@ -43776,6 +43777,25 @@ async function makeSpecialFile(ctx, stat7, host2, target) {
   }
   const result = await ctx.runner("mknod", args);
   if (result.exitCode !== 0) throw new CopyError(ctx.site, `cannot create /${target}: mknod failed: ${result.stderr.trim()}`);
+}
+
+// src/build/copy/copy-xattrs.ts
+async function copyCarriedXattrs(copies, options) {
+  if (copies.length === 0) return;
+  const carried = await options.reader.read([...new Set(copies.map((copy) => copy.source))]);
+  const failures = [];
+  const set = async (target, name, value) => {
+    try {
+      const result = await options.run("setfattr", ["-h", "-n", name, "-v", `0x${value.toString("hex")}`, target]);
+      if (result.exitCode !== 0) failures.push(`${name} of ${target}: ${result.stderr.trim() || `setfattr exited with code ${result.exitCode}`}`);
+    } catch (error) {
+      failures.push(`${name} of ${target}: cannot run setfattr (${error.message})`);
+    }
+  };
+  await Promise.all(
+    copies.flatMap(({ source, target }) => (carried.get(source) ?? []).map((xattr) => options.limiter.run(() => set(target, xattr.name, xattr.value))))
+  );
+  if (failures.length > 0) options.warn(`could not keep ${failures.length} extended attribute(s) of copied files, copied without them: ${failures[0]}`);
 }
 
 // src/build/copy/destination.ts
@@ -43909,6 +43929,7 @@ async function copyIntoRoot(options) {
     hardlinks: /* @__PURE__ */ new Map(),
     limiter: new Limiter(16),
     runner: options.runner ?? runCommand,
+    ...options.sourceKind === "root" && options.xattrs !== void 0 ? { xattrCopies: [] } : {},
     ...chown3 === void 0 ? {} : { chown: chown3 },
     ...instruction.mode === void 0 ? {} : { mode: compileFileMode(instruction.mode) },
     ...instruction.excludes.length === 0 ? {} : { excludes: compileCopyExcludes(instruction.excludes) }
@@ -43974,6 +43995,10 @@ async function copyIntoRoot(options) {
           break;
         }
       }
+    }
+    if (ctx.xattrCopies !== void 0 && options.xattrs !== void 0) {
+      await copyCarriedXattrs(ctx.xattrCopies, { reader: options.xattrs, run: ctx.runner, limiter: ctx.limiter, warn: options.warn ?? (() => {
+      }) });
     }
     return { changes: recorder.changeSet(), items: items.length };
   } finally {
@@ -44058,7 +44083,8 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
     sourceDir = joinRelative2(sourceDir, part);
     target = joinRelative2(target, part);
     const sourceResolved = await resolveRelativeInRoot(tree.root, sourceDir);
-    const sourceStat = await lstat12(sourceResolved === "" ? tree.root : path21.join(tree.root, sourceResolved));
+    const sourceDirHost = sourceResolved === "" ? tree.root : path21.join(tree.root, sourceResolved);
+    const sourceStat = await lstat12(sourceDirHost);
     const host2 = recorder.host(target);
     let existing;
     try {
@@ -44069,7 +44095,7 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
     if (existing === void 0) {
       await mkdir18(host2, { mode: 448 });
       recorder.record(target);
-      made.push({ host: host2, stat: sourceStat });
+      made.push({ host: host2, stat: sourceStat, source: sourceDirHost });
     } else if (!existing.isDirectory()) {
       throw new CopyError(site, `cannot copy to non-directory: /${target}`);
     } else {
@@ -44079,7 +44105,7 @@ async function copyWithParents(ctx, tree, match, source, destination, createdOwn
   const last = parts[parts.length - 1];
   if (last !== void 0) target = joinRelative2(target, last);
   await copyEntry2(ctx, { tree, source: match.resolved, stat: match.stat, target, excludePath: excludePathOf(match), overwriteMetadata: false });
-  for (const dir of made.reverse()) await applyMetadata(ctx, tree, dir.stat, dir.host);
+  for (const dir of made.reverse()) await applyMetadata(ctx, tree, dir.stat, dir.host, dir.source);
 }
 
 // src/build/image-config.ts
@@ -44427,7 +44453,6 @@ var StageBuilder = class {
   }
   writeStepLayer(set) {
     const options = this.session.options;
-    this.session.layerXattrs ??= new GetfattrLayerXattrs(toolRunner(this.session), (line) => this.session.progress.info(`  warning: ${line}`));
     return writeLayer(set, {
       compression: options.compression,
       ...options.compressionLevel === void 0 ? {} : { level: options.compressionLevel },
@@ -44435,8 +44460,12 @@ var StageBuilder = class {
       ...this.session.sourceDateEpoch === void 0 ? {} : { sourceDateEpoch: this.session.sourceDateEpoch },
       outputDir: this.session.workspace.blobs,
       format: options.imageFormat,
-      xattrs: this.session.layerXattrs
+      xattrs: this.layerXattrs()
     });
+  }
+  layerXattrs() {
+    this.session.layerXattrs ??= new GetfattrLayerXattrs(toolRunner(this.session), (line) => this.session.progress.info(`  warning: ${line}`));
+    return this.session.layerXattrs;
   }
   async ensureSnapshotter() {
     if (this.snapshotter) return;
@@ -44626,14 +44655,16 @@ var StageBuilder = class {
       destRoot: this.workRoot,
       workdir: resolved.workdir,
       scratchDir: this.session.workspace.scratch,
-      git: { runner: createSpawnRunner(), env: this.session.env }
+      git: { runner: createSpawnRunner(), env: this.session.env },
+      runner: toolRunner(this.session)
     };
     if (from === void 0) {
       this.session.contextTree ??= await contextSourceTree(this.session.contextRoot, this.session.contextIgnore);
       return (await copyIntoRoot({ ...common, sourceRoot: this.session.contextRoot, sourceTree: this.session.contextTree })).changes;
     }
     const sourceRoot = await this.fromRoot(from, resolved.line);
-    return (await copyIntoRoot({ ...common, sourceRoot, sourceKind: "root" })).changes;
+    const warn2 = (line) => this.session.progress.info(`  warning: ${line}`);
+    return (await copyIntoRoot({ ...common, sourceRoot, sourceKind: "root", xattrs: this.layerXattrs(), warn: warn2 })).changes;
   }
   /** `COPY --from`: a stage by name or index, else an image pulled and unpacked once per build. */
   async fromRoot(from, line) {

@@ -358,7 +358,6 @@ class StageBuilder {
 
   private writeStepLayer(set: ChangeSet): ReturnType<typeof writeLayer> {
     const options = this.session.options;
-    this.session.layerXattrs ??= new GetfattrLayerXattrs(toolRunner(this.session), (line) => this.session.progress.info(`  warning: ${line}`));
     return writeLayer(set, {
       compression: options.compression,
       ...(options.compressionLevel === undefined ? {} : { level: options.compressionLevel }),
@@ -366,8 +365,13 @@ class StageBuilder {
       ...(this.session.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: this.session.sourceDateEpoch }),
       outputDir: this.session.workspace.blobs,
       format: options.imageFormat,
-      xattrs: this.session.layerXattrs,
+      xattrs: this.layerXattrs(),
     });
+  }
+
+  private layerXattrs(): LayerXattrReader {
+    this.session.layerXattrs ??= new GetfattrLayerXattrs(toolRunner(this.session), (line) => this.session.progress.info(`  warning: ${line}`));
+    return this.session.layerXattrs;
   }
 
   private async ensureSnapshotter(): Promise<void> {
@@ -580,13 +584,15 @@ class StageBuilder {
       workdir: resolved.workdir,
       scratchDir: this.session.workspace.scratch,
       git: { runner: createSpawnRunner(), env: this.session.env },
+      runner: toolRunner(this.session),
     };
     if (from === undefined) {
       this.session.contextTree ??= await contextSourceTree(this.session.contextRoot, this.session.contextIgnore);
       return (await copyIntoRoot({ ...common, sourceRoot: this.session.contextRoot, sourceTree: this.session.contextTree })).changes;
     }
     const sourceRoot = await this.fromRoot(from, resolved.line);
-    return (await copyIntoRoot({ ...common, sourceRoot, sourceKind: 'root' })).changes;
+    const warn = (line: string): void => this.session.progress.info(`  warning: ${line}`);
+    return (await copyIntoRoot({ ...common, sourceRoot, sourceKind: 'root', xattrs: this.layerXattrs(), warn })).changes;
   }
 
   /** `COPY --from`: a stage by name or index, else an image pulled and unpacked once per build. */

@@ -7,9 +7,12 @@
  * A capability set on a file an earlier step made is seen too (walking modes compare it, as BuildKit does).
  * busybox has no setfattr, so the step runs the host's, with its libraries and dynamic loader, from
  * a context directory bound into the step (RUN --mount=type=bind).
+ *
+ * `COPY --from` a stage keeps them too, as BuildKit's copy does; a COPY from the context keeps none
+ * (BuildKit's context transfer carries none), even of a context file that has some on the host.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -64,6 +67,22 @@ describe('RUN steps keep the extended attributes they set (busybox base, real re
         '',
       ].join('\n'),
     );
+    await writeFile(
+      path.join(context, 'Dockerfile.copy'),
+      [
+        `FROM ${base} AS caps`,
+        'RUN --mount=type=bind,source=tools,target=/tools \\',
+        '    mkdir -p /opt/cap && cp /bin/busybox /opt/cap/cat && \\',
+        `    ${setfattr} -n user.kiln -v ${binaryValue} /opt/cap/cat && \\`,
+        `    ${setfattr} -n security.capability -v ${dacOverride} /opt/cap/cat`,
+        `FROM ${base}`,
+        'COPY --from=caps /opt/cap/cat /copied/cat',
+        'COPY marked /copied/marked',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(path.join(context, 'marked'), 'from the context\n');
+    await runTool('setfattr', ['-n', 'user.kiln.context', '-v', 'host', path.join(context, 'marked')]);
   });
   afterAll(async () => {
     const outcomes = await Promise.allSettled([registry?.stop(), podman?.dispose()]);
@@ -86,16 +105,27 @@ describe('RUN steps keep the extended attributes they set (busybox base, real re
     return stdout.split('\n').find((line) => line.startsWith(`${name}=`))?.slice(name.length + 1);
   }
 
+  /** Builds the context with the bundled CLI, chroot isolation, and pushes the image to `reference`. */
+  async function build(reference: string, mode: string, dockerfile = 'Dockerfile'): Promise<void> {
+    const kilnDir = path.join(work, `kiln-${path.basename(reference).replace(/\W/g, '-')}`);
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [cli, '--kaniko-dir', kilnDir, '--context', context, '--dockerfile', path.join(context, dockerfile), '--destination', reference, '--isolation', 'chroot', '--snapshot-mode', mode],
+      { maxBuffer: 64 << 20 },
+    );
+    expect(stdout.trim().split('\n').at(-1)).toMatch(/^sha256:[0-9a-f]{64}$/);
+  }
+
+  /** Every attribute name the file has (getfattr fails on a single missing one, so absence is shown by the list). */
+  async function xattrNames(file: string): Promise<string[]> {
+    const { stdout } = await runTool('getfattr', ['--absolute-names', '--no-dereference', '--dump', '--match=-', file]);
+    return stdout.split('\n').filter((line) => line !== '' && !line.startsWith('#')).map((line) => line.split('=')[0] as string);
+  }
+
   for (const mode of ['full', 'redo', 'overlay'] as const) {
     it(`--snapshot-mode ${mode}: the layer carries security.capability and user.*, and the capability works`, async () => {
       const reference = `${registry.host}/xattrs/${mode}:1`;
-      const kilnDir = path.join(work, `kiln-${mode}`);
-      const { stdout } = await execFileAsync(
-        process.execPath,
-        [cli, '--kaniko-dir', kilnDir, '--context', context, '--destination', reference, '--isolation', 'chroot', '--snapshot-mode', mode],
-        { maxBuffer: 64 << 20 },
-      );
-      expect(stdout.trim().split('\n').at(-1)).toMatch(/^sha256:[0-9a-f]{64}$/);
+      await build(reference, mode);
 
       const rootfs = await unpacked(reference);
       expect(await xattr(path.join(rootfs, 'opt/file'), 'user.kiln')).toBe(binaryValue);
@@ -110,4 +140,20 @@ describe('RUN steps keep the extended attributes they set (busybox base, real re
       expect(allowed.stdout).toContain('root:*:');
     });
   }
+
+  it('COPY --from a stage keeps security.capability and user.*; COPY from the context keeps none', async () => {
+    const reference = `${registry.host}/xattrs/copy-from:1`;
+    await build(reference, 'full', 'Dockerfile.copy');
+
+    const rootfs = await unpacked(reference);
+    expect(await xattr(path.join(rootfs, 'copied/cat'), 'user.kiln')).toBe(binaryValue);
+    expect(await xattr(path.join(rootfs, 'copied/cat'), 'security.capability')).toBe(dacOverride);
+    // The context file has it on the host; the image's copy must not.
+    expect(await readFile(path.join(rootfs, 'copied/marked'), 'utf8')).toBe('from the context\n');
+    expect(await xattrNames(path.join(context, 'marked'))).toContain('user.kiln.context');
+    expect(await xattrNames(path.join(rootfs, 'copied/marked'))).not.toContain('user.kiln.context');
+
+    const allowed = await podman.runOk(reference, { user: '65534:65534', command: ['/copied/cat', '/etc/shadow'] });
+    expect(allowed.stdout).toContain('root:*:');
+  });
 });

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { IgnoreMatcher } from '../../context/dockerignore.js';
+import type { LayerXattrReader } from '../../layer/layer-xattrs.js';
 import { compileCopyExcludes } from '../../context/copy-sources.js';
 import { GlobSyntaxError } from '../../context/go-path.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/instructions.js';
@@ -28,6 +29,7 @@ import { ChangeRecorder, joinRelative } from './change-recorder.js';
 import { compileFileMode } from './chmod.js';
 import { resolveChown } from './chown.js';
 import { applyMetadata, type CopyContext, copyEntry, Limiter, type Owner } from './copy-tree.js';
+import { copyCarriedXattrs } from './copy-xattrs.js';
 import { type Destination, destinationOf, ensureDirectory, resolveDestinationPath } from './destination.js';
 import { CopyError, type InstructionSite, SourceNotFoundError } from './errors.js';
 import { contextSourceTree, followSource, matchSource, normalizeSource, rootSourceTree, splitWildcards, type SourceMatch, type SourceTree } from './select-sources.js';
@@ -58,8 +60,15 @@ export interface CopyIntoRootOptions {
   dispatcher?: Dispatcher;
   /** For ADD of git repositories. */
   git?: GitSourceOptions;
-  /** Makes device nodes (mknod); default: child_process. */
+  /** Makes device nodes (mknod) and sets extended attributes (setfattr); default: child_process. */
   runner?: CommandRunner;
+  /**
+   * With `sourceKind: 'root'`: reads the sources' extended attributes that layers carry, to keep
+   * them on the copies (without it, copies have none).
+   */
+  xattrs?: LayerXattrReader;
+  /** Told what could not be kept (an extended attribute setfattr refused); default: nowhere. */
+  warn?: (message: string) => void;
   compressionEnv?: CompressionEnv;
 }
 
@@ -92,6 +101,7 @@ export async function copyIntoRoot(options: CopyIntoRootOptions): Promise<CopyRe
     hardlinks: new Map(),
     limiter: new Limiter(16),
     runner: options.runner ?? runCommand,
+    ...(options.sourceKind === 'root' && options.xattrs !== undefined ? { xattrCopies: [] } : {}),
     ...(chown === undefined ? {} : { chown }),
     ...(instruction.mode === undefined ? {} : { mode: compileFileMode(instruction.mode) }),
     ...(instruction.excludes.length === 0 ? {} : { excludes: compileCopyExcludes(instruction.excludes) }),
@@ -162,6 +172,9 @@ export async function copyIntoRoot(options: CopyIntoRootOptions): Promise<CopyRe
           break;
         }
       }
+    }
+    if (ctx.xattrCopies !== undefined && options.xattrs !== undefined) {
+      await copyCarriedXattrs(ctx.xattrCopies, { reader: options.xattrs, run: ctx.runner, limiter: ctx.limiter, warn: options.warn ?? (() => {}) });
     }
     return { changes: recorder.changeSet(), items: items.length };
   } finally {
@@ -273,12 +286,13 @@ async function copyWithParents(ctx: CopyContext, tree: SourceTree, match: Source
   let sourceDir = pivot;
   const parts = below === '' ? [] : below.split('/');
   // Their times are set last: writing inside them moves their mtime.
-  const made: { host: string; stat: import('node:fs').Stats }[] = [];
+  const made: { host: string; stat: import('node:fs').Stats; source: string }[] = [];
   for (const part of parts.slice(0, -1)) {
     sourceDir = joinRelative(sourceDir, part);
     target = joinRelative(target, part);
     const sourceResolved = await resolveRelativeInRoot(tree.root, sourceDir);
-    const sourceStat = await lstat(sourceResolved === '' ? tree.root : path.join(tree.root, sourceResolved));
+    const sourceDirHost = sourceResolved === '' ? tree.root : path.join(tree.root, sourceResolved);
+    const sourceStat = await lstat(sourceDirHost);
     const host = recorder.host(target);
     let existing: import('node:fs').Stats | undefined;
     try {
@@ -289,7 +303,7 @@ async function copyWithParents(ctx: CopyContext, tree: SourceTree, match: Source
     if (existing === undefined) {
       await mkdir(host, { mode: 0o700 });
       recorder.record(target);
-      made.push({ host, stat: sourceStat });
+      made.push({ host, stat: sourceStat, source: sourceDirHost });
     } else if (!existing.isDirectory()) {
       throw new CopyError(site, `cannot copy to non-directory: /${target}`);
     } else {
@@ -299,5 +313,5 @@ async function copyWithParents(ctx: CopyContext, tree: SourceTree, match: Source
   const last = parts[parts.length - 1];
   if (last !== undefined) target = joinRelative(target, last);
   await copyEntry(ctx, { tree, source: match.resolved, stat: match.stat, target, excludePath: excludePathOf(match), overwriteMetadata: false });
-  for (const dir of made.reverse()) await applyMetadata(ctx, tree, dir.stat, dir.host);
+  for (const dir of made.reverse()) await applyMetadata(ctx, tree, dir.stat, dir.host, dir.source);
 }

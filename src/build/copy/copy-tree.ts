@@ -19,6 +19,7 @@ import type { CommandRunner } from '../../rootfs/command-runner.js';
 import type { ChangeRecorder } from './change-recorder.js';
 import { joinRelative } from './change-recorder.js';
 import type { ModeEditor } from './chmod.js';
+import type { XattrCopy } from './copy-xattrs.js';
 import type { InstructionSite } from './errors.js';
 import { CopyError } from './errors.js';
 import type { SourceTree } from './select-sources.js';
@@ -44,6 +45,8 @@ export interface CopyContext {
   limiter: Limiter;
   /** Makes device nodes and FIFOs (`mknod`). */
   runner: CommandRunner;
+  /** Present when the sources' extended attributes are kept (`--from`): every file and directory written with a source's metadata. */
+  xattrCopies?: XattrCopy[];
 }
 
 /** One entry to copy: where it is in the source tree and where it goes in the destination. */
@@ -76,12 +79,16 @@ function permissionsOf(ctx: CopyContext, stat: Stats): number {
   return ctx.mode === undefined ? stat.mode & 0o7777 : ctx.mode(stat.mode, stat.isDirectory());
 }
 
-/** Owner, then mode (chown clears set-id bits), then times: the order that keeps all three. */
-export async function applyMetadata(ctx: CopyContext, tree: SourceTree, stat: Stats, host: string): Promise<void> {
+/**
+ * Owner, then mode (chown clears set-id bits), then times: the order that keeps all three. Extended
+ * attributes are only noted: they are set once the whole copy is written (copy-xattrs.ts).
+ */
+export async function applyMetadata(ctx: CopyContext, tree: SourceTree, stat: Stats, host: string, source: string): Promise<void> {
   const owner = ownerOf(ctx, tree, stat);
   await lchown(host, owner.uid, owner.gid);
   if (!stat.isSymbolicLink()) await chmod(host, permissionsOf(ctx, stat));
   await lutimes(host, stat.atimeMs / 1000, stat.mtimeMs / 1000);
+  if (stat.isFile() || stat.isDirectory()) ctx.xattrCopies?.push({ source, target: host });
 }
 
 /** Clears the way for a non-directory at `host`: an existing non-directory is removed. */
@@ -181,7 +188,7 @@ async function writeNonDirectory(ctx: CopyContext, tree: SourceTree, source: str
   if (stat.isFile()) await copyFile(sourceHost(tree, source), host);
   else if (stat.isSymbolicLink()) await symlink(await readlink(sourceHost(tree, source)), host);
   else await makeSpecialFile(ctx, stat, host, target);
-  await applyMetadata(ctx, tree, stat, host);
+  await applyMetadata(ctx, tree, stat, host, sourceHost(tree, source));
 }
 
 async function copyDirectory(ctx: CopyContext, entry: CopyEntry, host: string, excluded: boolean): Promise<void> {
@@ -219,7 +226,7 @@ async function copyDirectory(ctx: CopyContext, entry: CopyEntry, host: string, e
     await settle(pending);
   }
   // An excluded directory walked only for a re-included child keeps what it had.
-  if ((created || entry.overwriteMetadata) && !(excluded && !created)) await applyMetadata(ctx, tree, stat, host);
+  if ((created || entry.overwriteMetadata) && !(excluded && !created)) await applyMetadata(ctx, tree, stat, host, sourceHost(tree, source));
 }
 
 async function makeSpecialFile(ctx: CopyContext, stat: Stats, host: string, target: string): Promise<void> {
