@@ -163,9 +163,10 @@ describe('runInPlaceStep', () => {
     expect(await status([])).toEqual({ bounding: [], effective: [] });
   });
 
+  // `sleep 301`, not 300: test/e2e/build-busybox.test.ts looks for a stray `sleep 300` of its own while this file may run beside it.
   it('kills what the step left running in its process group', async () => {
     const pidFile = path.join(scratch.dir, 'background.pid');
-    const { result } = await run(['/bin/sh', '-c', `sleep 300 & echo $! > '${pidFile}'; echo started`]);
+    const { result } = await run(['/bin/sh', '-c', `sleep 301 & echo $! > '${pidFile}'; echo started`]);
     expect(result).toEqual({ exitCode: 0, signal: null });
     const pid = Number(await waitForFile(pidFile));
     strays.push(pid);
@@ -177,7 +178,7 @@ describe('runInPlaceStep', () => {
     const pidFile = path.join(scratch.dir, 'daemon.pid');
     // setsid leaves the step's group (so it is not killed) but keeps the output pipes open; the
     // step waits until it has left, or the group's end would take it along.
-    const script = `setsid sh -c 'echo $$ > "${pidFile}"; exec sleep 300' & until [ -s '${pidFile}' ]; do sleep 0.05; done; echo done`;
+    const script = `setsid sh -c 'echo $$ > "${pidFile}"; exec sleep 301' & until [ -s '${pidFile}' ]; do sleep 0.05; done; echo done`;
     const { result, stdout } = await run(['/bin/sh', '-c', script]);
     const pid = Number(await waitForFile(pidFile));
     strays.push(pid);
@@ -189,7 +190,7 @@ describe('runInPlaceStep', () => {
   it('kills the step when the build is aborted, and rejects with the reason', async () => {
     const pidFile = path.join(scratch.dir, 'step.pid');
     const controller = new AbortController();
-    const running = run(['/bin/sh', '-c', `echo $$ > '${pidFile}'; exec sleep 300`], { signal: controller.signal });
+    const running = run(['/bin/sh', '-c', `echo $$ > '${pidFile}'; exec sleep 301`], { signal: controller.signal });
     const pid = Number(await waitForFile(pidFile));
     strays.push(pid);
     expect(await alive(pid)).toBe(true);
