@@ -32980,6 +32980,9 @@ var runCommand = (command, args) => new Promise((resolve4, reject) => {
     reject(error);
   });
 });
+function setXattr(run, path21, name, value) {
+  return run("setfattr", ["-h", "-n", name, "-v", `0x${value.toString("hex")}`, path21]);
+}
 
 // src/rootfs/lstat.ts
 import { lstat } from "node:fs/promises";
@@ -34038,7 +34041,7 @@ async function locateKilnRuntime(probe) {
     dir: candidate,
     has: (name) => tools.get(name) === true,
     tool(name) {
-      if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name} (util-linux); rebuild the executor image`);
+      if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name}; rebuild the executor image (images/executor/collect-runtime.sh copies it from the node image)`);
       return [loader, "--library-path", path3.join(candidate, "lib"), path3.join(candidate, "bin", name)];
     }
   };
@@ -41901,7 +41904,7 @@ var LayerApplier = class {
       }
       let result;
       try {
-        result = await this.runner("setfattr", ["-h", "-n", name, "-v", `0x${value.toString("hex")}`, host2]);
+        result = await setXattr(this.runner, host2, name, value);
       } catch (error) {
         this.warn(header2.name, `cannot run setfattr (install the attr package): xattr ${name} skipped (${error.message})`);
         continue;
@@ -42552,7 +42555,7 @@ var OverlaySnapshotter = class {
       fs3.chmodSync(target, Number(stats.mode & 0o7777n));
       for (const xattr of dirXattrs.byPath.get(`${s.upper}/${rel}`) ?? []) {
         if (overlayOwnXattr.test(xattr.name)) continue;
-        const result = await this.options.run("setfattr", ["-h", "-n", xattr.name, "-v", `0x${xattr.value.toString("hex")}`, target]);
+        const result = await setXattr(this.options.run, target, xattr.name, xattr.value);
         if (result.exitCode !== 0) throw new OverlayError(`cannot keep ${xattr.name} of ${target}`, "setfattr", result.stderr);
       }
       fs3.utimesSync(target, nsToSeconds(stats.atimeNs), nsToSeconds(stats.mtimeNs));
@@ -43440,7 +43443,7 @@ async function copyCarriedXattrs(copies, options) {
   const failures = [];
   const set = async (target, name, value) => {
     try {
-      const result = await options.run("setfattr", ["-h", "-n", name, "-v", `0x${value.toString("hex")}`, target]);
+      const result = await setXattr(options.run, target, name, value);
       if (result.exitCode !== 0) failures.push(`${name} of ${target}: ${result.stderr.trim() || `setfattr exited with code ${result.exitCode}`}`);
     } catch (error) {
       failures.push(`${name} of ${target}: cannot run setfattr (${error.message})`);

@@ -29,3 +29,11 @@ export const runCommand: CommandRunner = (command, args) =>
       reject(error);
     });
   });
+
+/**
+ * Sets one extended attribute, its value as raw bytes, on the path itself (a symlink is not
+ * followed). Node has no xattr API, so this is setfattr(1), Debian's `attr` package.
+ */
+export function setXattr(run: CommandRunner, path: string, name: string, value: Buffer): Promise<CommandResult> {
+  return run('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, path]);
+}

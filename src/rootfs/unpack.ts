@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import type { Image } from '../image/image.js';
-import { type CommandRunner, runCommand } from './command-runner.js';
+import { type CommandRunner, runCommand, setXattr } from './command-runner.js';
 import { type Compression, type CompressionEnv, decompressedStream } from './decompress.js';
 import { RootResolver } from './resolve-in-root.js';
 import type { RootPaths } from './root-paths.js';
@@ -449,7 +449,7 @@ class LayerApplier {
       }
       let result;
       try {
-        result = await this.runner('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, host]);
+        result = await setXattr(this.runner, host, name, value);
       } catch (error) {
         this.warn(header.name, `cannot run setfattr (install the attr package): xattr ${name} skipped (${(error as Error).message})`);
         continue;

@@ -6,24 +6,13 @@
  * when it ends so nothing it started outlives it.
  */
 import { spawn } from 'node:child_process';
-import type { Writable } from 'node:stream';
-import { SandboxError, type StepResult } from './chroot-runner.js';
+import { SandboxError, type RunStepRequest, type StepResult } from './chroot-runner.js';
 
-export interface InPlaceStep {
-  /** The program and its arguments, already in exec form. */
-  argv: readonly string[];
-  /** Absolute path; it exists (the caller made it). */
-  workdir: string;
-  uid: number;
-  gid: number;
-  groups: readonly number[];
-  /** Capability names without CAP_. */
-  capabilities: readonly string[];
-  env: Record<string, string>;
-  stdout: Writable;
-  stderr: Writable;
-  signal?: AbortSignal;
-}
+/**
+ * The chroot step's settings that still mean something without namespaces; `workdir` is a host path
+ * here, and exists (the caller made it).
+ */
+export type InPlaceStep = Pick<RunStepRequest, 'argv' | 'workdir' | 'uid' | 'gid' | 'groups' | 'capabilities' | 'env' | 'stdout' | 'stderr' | 'signal'>;
 
 /** The argv that starts the step: setpriv (its argv prefix given) and the step's own words. */
 export function inPlaceCommand(step: Pick<InPlaceStep, 'argv' | 'uid' | 'gid' | 'groups' | 'capabilities'>, setpriv: readonly string[]): string[] {

@@ -44,7 +44,7 @@ export async function locateKilnRuntime(probe: RuntimeProbe): Promise<KilnRuntim
     dir: candidate,
     has: (name) => tools.get(name) === true,
     tool(name) {
-      if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name} (util-linux); rebuild the executor image`);
+      if (tools.get(name) !== true) throw new SandboxError(`kiln's runtime in ${candidate} has no bin/${name}; rebuild the executor image (images/executor/collect-runtime.sh copies it from the node image)`);
       return [loader, '--library-path', path.join(candidate, 'lib'), path.join(candidate, 'bin', name)];
     },
   };

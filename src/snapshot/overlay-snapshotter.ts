@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { CommandRunner } from '../rootfs/command-runner.js';
+import { setXattr, type CommandRunner } from '../rootfs/command-runner.js';
 import type { Change, ChangeSet } from './change.js';
 import { OverlayError, SnapshotStateError } from './errors.js';
 import { hostPathInsideRoot, IgnoreList } from './ignore.js';
@@ -163,7 +163,7 @@ export class OverlaySnapshotter implements Snapshotter {
       fs.chmodSync(target, Number(stats.mode & 0o7777n));
       for (const xattr of dirXattrs.byPath.get(`${s.upper}/${rel}`) ?? []) {
         if (overlayOwnXattr.test(xattr.name)) continue;
-        const result = await this.options.run('setfattr', ['-h', '-n', xattr.name, '-v', `0x${xattr.value.toString('hex')}`, target]);
+        const result = await setXattr(this.options.run, target, xattr.name, xattr.value);
         if (result.exitCode !== 0) throw new OverlayError(`cannot keep ${xattr.name} of ${target}`, 'setfattr', result.stderr);
       }
       fs.utimesSync(target, nsToSeconds(stats.atimeNs), nsToSeconds(stats.mtimeNs));

@@ -6,7 +6,7 @@
  * chown (which clears security.capability).
  */
 import type { LayerXattrReader } from '../../layer/layer-xattrs.js';
-import type { CommandRunner } from '../../rootfs/command-runner.js';
+import { setXattr, type CommandRunner } from '../../rootfs/command-runner.js';
 import type { Limiter } from './copy-tree.js';
 
 /** A regular file or directory written from a source (host paths of both). */
@@ -31,7 +31,7 @@ export async function copyCarriedXattrs(copies: readonly XattrCopy[], options: C
   const failures: string[] = [];
   const set = async (target: string, name: string, value: Buffer): Promise<void> => {
     try {
-      const result = await options.run('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, target]);
+      const result = await setXattr(options.run, target, name, value);
       if (result.exitCode !== 0) failures.push(`${name} of ${target}: ${result.stderr.trim() || `setfattr exited with code ${result.exitCode}`}`);
     } catch (error) {
       failures.push(`${name} of ${target}: cannot run setfattr (${(error as Error).message})`);
